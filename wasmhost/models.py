@@ -1,0 +1,159 @@
+"""Plain values that cross layers (HTTP ↔ host ↔ sandbox ↔ registry).
+
+They are frozen data classes so that a value handed to a worker thread cannot be
+changed under it, and so that every layer agrees on one shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Abi = Literal["handler", "wagi"]
+Tier = Literal["memory", "disk", "compile"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-function execution limits (DESIGN §3)."""
+
+    fuel: int
+    timeout_ms: int
+    memory_mb: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"fuel": self.fuel, "timeout_ms": self.timeout_ms, "memory_mb": self.memory_mb}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request as a function sees it.
+
+    `path` is the part after the function's own prefix (always starts with "/");
+    `script_name` is that prefix (e.g. "/fn/hello"), which WAGI calls SCRIPT_NAME.
+    Header names are lower-case; repeated headers are kept in order.
+    """
+
+    method: str = "GET"
+    path: str = "/"
+    query: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    script_name: str = ""
+    scheme: str = "http"
+    server_name: str = "localhost"
+    server_port: int = 80
+    remote_addr: str = "127.0.0.1"
+    http_version: str = "1.1"
+
+    def header(self, name: str) -> str | None:
+        """First value of a header, by case-insensitive name."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key == lname:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a function answered: status, headers (repeats kept, order kept), body."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A WAGI sub-route declared by a module's `_routes` export."""
+
+    path: str  # "/" + subpath, without the "/..." suffix
+    export: str
+    prefix: bool  # True when declared with a trailing "/..."
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVersion:
+    """One immutable uploaded version of a function."""
+
+    name: str
+    version: int
+    digest: str  # sha256 hex of the module bytes
+    size: int
+    abi: Abi
+    imports: tuple[str, ...]  # "module.name"
+    exports: tuple[str, ...]
+    limits: Limits
+    config: dict[str, str] = field(default_factory=dict)
+    entrypoint: str | None = None  # WAGI: export run instead of _start
+    routes: tuple[Route, ...] = ()
+    created_at: float = 0.0  # unix seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest,
+            "size": self.size,
+            "abi": self.abi,
+            "imports": list(self.imports),
+            "exports": list(self.exports),
+            "limits": self.limits.to_dict(),
+            "config": dict(self.config),
+            "entrypoint": self.entrypoint,
+            "routes": [{"path": r.path, "export": r.export, "prefix": r.prefix} for r in self.routes],
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionInfo:
+    """A function: its name, the active version and every version it has."""
+
+    name: str
+    active: FunctionVersion
+    versions: tuple[FunctionVersion, ...]
+    created_at: float
+    updated_at: float
+
+    def to_dict(self, with_versions: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "active_version": self.active.version,
+            "active": self.active.to_dict(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if with_versions:
+            out["versions"] = [v.to_dict() for v in self.versions]
+        return out
+
+
+@dataclass(slots=True)
+class Timings:
+    """Where one invocation's time went, in seconds."""
+
+    load: float = 0.0  # compile or deserialize or memory lookup
+    instantiate: float = 0.0
+    run: float = 0.0
+    total: float = 0.0
+
+
+@dataclass(slots=True)
+class Invocation:
+    """The outcome of one call: a response or a classified error, plus what it cost."""
+
+    function: str
+    version: int
+    tier: Tier
+    timings: Timings
+    response: Response | None = None
+    error: Exception | None = None  # a wasmhost.errors.WasmhostError
+    fuel_used: int = 0
+    logs: list[str] = field(default_factory=list)
+    logs_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
