@@ -157,3 +157,16 @@ class Invocation:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """The answer to a deploy: the new version and what preparing it cost."""
+
+    version: FunctionVersion
+    compile_seconds: float  # 0.0 when an artifact for these bytes already existed
+    tier: Tier  # where the compiled code came from at deploy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.version.to_dict(), "compile_ms": round(self.compile_seconds * 1000, 3),
+                "code_source": self.tier}

@@ -1,0 +1,53 @@
+"""The `wagi` interface: a WASI command run CGI-style (DESIGN §2b).
+
+stdin is the request body, argv and the environment carry the request, stdout is
+a CGI response. The pure parts (environment, output parsing, routes) live in
+`cgi.py`; this file runs the module.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..errors import BadResponse, TooLarge
+from ..models import FunctionVersion, Request, Response, Route
+from ..native import EXTERN_FUNC, GuestFault, NativeCall
+from . import cgi
+from .hostcalls import CallState
+
+
+def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes], list[tuple[bytes, bytes]], str]:
+    """argv, environment and the export to run for one request."""
+    route, path_info = cgi.match_route(version.routes, request.path)
+    export = route.export if route else (version.entrypoint or "_start")
+    matched = request.script_name + (route.path + ("/..." if route.prefix else "") if route else "/...")
+    script_name = request.script_name + (route.path if route else "")
+    argv = cgi.build_argv(request, script_name)
+    environ = cgi.build_environ(request, config=version.config, script_name=script_name,
+                                path_info=path_info, matched_route=matched, raw_path_info=path_info)
+    return ([a.encode() for a in argv],
+            [(k.encode(), v.encode()) for k, v in environ.items()],
+            export)
+
+
+def run_export(native: NativeCall, export: str) -> None:
+    """Run a `() -> ()` export; `proc_exit(0)` counts as a normal end."""
+    func = native.export(export.encode(), EXTERN_FUNC)
+    try:
+        native.call(func, 0)
+    except GuestFault as fault:
+        if fault.exit_code != 0:
+            raise
+
+
+def output_response(state: CallState, max_response_bytes: int) -> Response:
+    if state.stdout_overflow:
+        raise TooLarge(f"output exceeds the response limit of {max_response_bytes} bytes",
+                       limit=max_response_bytes)
+    return cgi.parse_output(bytes(state.stdout))
+
+
+def routes_from_output(state: CallState, exports: Mapping[str, object] | frozenset[str]) -> tuple[Route, ...]:
+    if state.stdout_overflow:
+        raise BadResponse("_routes printed more than the output limit")
+    return cgi.parse_routes(bytes(state.stdout), exports)

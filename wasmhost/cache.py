@@ -1,0 +1,247 @@
+"""Compiled-module cache: memory LRU → disk artifacts → compile (DESIGN §5).
+
+1. memory: ready-to-instantiate `InstancePre`s keyed by module digest, bounded
+   by count and by artifact bytes.
+2. disk: `artifacts/<engine-fingerprint>/ab/<digest>.cwasm`, mmapped by
+   `Module.deserialize_file`. A checksum file written after it is checked first:
+   wasmtime trusts artifact bytes, so a corrupt one must never reach it.
+3. compile: from the stored blob, writing a fresh artifact.
+
+Artifacts are only ever produced here, from modules that passed validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import tempfile
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import wasmtime
+
+from .abi.hostcalls import WASI_MODULE, Linkers
+from .engine import WasmEngine
+from .native import address
+from .errors import InternalError, InvalidModule
+from .models import Tier
+
+log = logging.getLogger("wasmhost.cache")
+
+
+@dataclass(eq=False, slots=True)
+class PreparedModule:
+    """A compiled module linked against our host functions, ready to instantiate."""
+
+    digest: str
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    uses_wasi: bool
+    has_initialize: bool
+    code_bytes: int
+    pre_ptr: int = 0  # raw InstancePre pointer for the C-API fast path
+
+    def __post_init__(self) -> None:
+        self.pre_ptr = address(self.pre)
+
+
+@dataclass(slots=True)
+class CacheStats:
+    memory: int = 0
+    disk: int = 0
+    compile: int = 0
+    compile_seconds: float = 0.0
+    corrupt_artifacts: int = 0
+    evictions: int = 0
+
+
+def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
+    """Validate and compile; any failure is the module's fault."""
+    try:
+        return wasmtime.Module(wasm.engine, wasm_bytes)
+    except wasmtime.WasmtimeError as exc:
+        text = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in text[:3])[:300]
+        raise InvalidModule(f"not a valid WebAssembly module: {detail}") from None
+
+
+def _checksum(path: Path) -> str:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return "0:0"
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return f"{size}:{zlib.crc32(view):08x}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class CompiledCache:
+    """Hands out PreparedModules and reports which tier served each one."""
+
+    def __init__(self, wasm: WasmEngine, linkers: Linkers, data_dir: Path,
+                 read_blob: Callable[[str], bytes], max_modules: int, max_bytes: int) -> None:
+        self.wasm = wasm
+        self.linkers = linkers
+        self.artifacts_dir = Path(data_dir) / "artifacts" / wasm.fingerprint
+        self.read_blob = read_blob
+        self.max_modules = max_modules
+        self.max_bytes = max_bytes
+        self.stats = CacheStats()
+        self._lru: OrderedDict[str, PreparedModule] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def artifact_path(self, digest: str) -> Path:
+        return self.artifacts_dir / digest[:2] / f"{digest}.cwasm"
+
+    def get(self, digest: str) -> tuple[PreparedModule, Tier, float]:
+        """The prepared module, the tier that served it and the seconds it took."""
+        start = time.perf_counter()
+        with self._lock:
+            prepared = self._lru.get(digest)
+            if prepared is not None:
+                self._lru.move_to_end(digest)
+                self.stats.memory += 1
+                return prepared, "memory", time.perf_counter() - start
+            loading = self._loading.setdefault(digest, threading.Lock())
+        with loading:  # one thread loads a digest; the others wait and hit memory
+            with self._lock:
+                prepared = self._lru.get(digest)
+                if prepared is not None:
+                    self._lru.move_to_end(digest)
+                    self.stats.memory += 1
+                    return prepared, "memory", time.perf_counter() - start
+            try:
+                prepared, tier = self._load(digest)
+            finally:
+                with self._lock:
+                    self._loading.pop(digest, None)
+        self._insert(prepared)
+        with self._lock:
+            setattr(self.stats, tier, getattr(self.stats, tier) + 1)
+        return prepared, tier, time.perf_counter() - start
+
+    def _load(self, digest: str) -> tuple[PreparedModule, Tier]:
+        module = self._from_disk(digest)
+        if module is not None:
+            return self.prepare(digest, module, self.artifact_path(digest).stat().st_size), "disk"
+        wasm_bytes = self.read_blob(digest)
+        module, seconds = self.compile_and_store(digest, wasm_bytes)
+        return self.prepare(digest, module, len(wasm_bytes)), "compile"
+
+    def _from_disk(self, digest: str) -> wasmtime.Module | None:
+        path = self.artifact_path(digest)
+        sum_path = path.with_suffix(".sum")
+        try:
+            expected = sum_path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("artifact checksum for %s unreadable (%s); recompiling", digest[:12], exc)
+            return None
+        try:
+            if _checksum(path) != expected:
+                raise ValueError("checksum mismatch")
+            return wasmtime.Module.deserialize_file(self.wasm.engine, str(path))
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, wasmtime.WasmtimeError) as exc:
+            self.stats.corrupt_artifacts += 1
+            log.warning("artifact for %s rejected (%s); recompiling", digest[:12], str(exc).splitlines()[0][:120])
+            for stale in (sum_path, path):
+                try:
+                    stale.unlink()
+                except OSError:
+                    pass
+            return None
+
+    def compile_and_store(self, digest: str, wasm_bytes: bytes) -> tuple[wasmtime.Module, float]:
+        """Compile (validating) and write the artifact; returns the module and compile seconds."""
+        start = time.perf_counter()
+        module = compile_module(self.wasm, wasm_bytes)
+        seconds = time.perf_counter() - start
+        with self._lock:
+            self.stats.compile_seconds += seconds
+        path = self.artifact_path(digest)
+        try:
+            _write_atomic(path, module.serialize())
+            _write_atomic(path.with_suffix(".sum"), _checksum(path).encode())
+        except OSError as exc:
+            # The module still runs; only the next process's cold start pays.
+            log.error("could not write artifact for %s: %s", digest[:12], exc)
+        return module, seconds
+
+    def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int) -> PreparedModule:
+        uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+        linker = self.linkers.wasi if uses_wasi else self.linkers.plain
+        try:
+            pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidModule(f"cannot link module: {str(exc).splitlines()[0][:300]}") from None
+        has_init = any(exp.name == "_initialize" for exp in module.exports)
+        return PreparedModule(digest, module, pre, uses_wasi, has_init, code_bytes)
+
+    def put(self, prepared: PreparedModule) -> None:
+        self._insert(prepared)
+
+    def _insert(self, prepared: PreparedModule) -> None:
+        with self._lock:
+            old = self._lru.pop(prepared.digest, None)
+            if old is not None:
+                self._bytes -= old.code_bytes
+            self._lru[prepared.digest] = prepared
+            self._bytes += prepared.code_bytes
+            while len(self._lru) > 1 and (len(self._lru) > self.max_modules or self._bytes > self.max_bytes):
+                _, evicted = self._lru.popitem(last=False)
+                self._bytes -= evicted.code_bytes
+                self.stats.evictions += 1
+
+    def evict(self, digest: str) -> None:
+        with self._lock:
+            old = self._lru.pop(digest, None)
+            if old is not None:
+                self._bytes -= old.code_bytes
+
+    def clear_memory(self) -> None:
+        with self._lock:
+            self._lru.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def memory_bytes(self) -> int:
+        return self._bytes
+
+    def remove_artifact(self, digest: str) -> None:
+        path = self.artifact_path(digest)
+        for stale in (path.with_suffix(".sum"), path):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise InternalError(f"could not remove artifact: {exc.strerror}") from None

@@ -1,0 +1,189 @@
+"""The process's wasmtime Engine: fuel, epochs, pooling allocator, fingerprint.
+
+One Engine per process and configuration, shared by every thread (DESIGN §7).
+Epoch interruption gives wall-clock deadlines: a daemon thread advances the
+epoch every `epoch_tick_ms`, and each Store gets a deadline in ticks.
+
+The pooling allocator is set through wasmtime's C API because wasmtime-py's
+`Config` has no setter for it; that is a private API, so the wasmtime version is
+pinned and any failure falls back to the default allocator with a log line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import platform
+import threading
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import wasmtime
+from wasmtime import _bindings as capi
+
+from .settings import MIB, Settings
+
+log = logging.getLogger("wasmhost.engine")
+
+WASMTIME_VERSION = metadata.version("wasmtime")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Every Config setting we make. All of it enters the fingerprint, because
+    wasmtime silently accepts artifacts compiled under some other settings
+    (opt level, NaN canonicalisation) and would run the old code."""
+
+    max_wasm_stack: int
+    pooling: bool
+    pool_instances: int
+    max_memory_bytes: int
+    opt_level: str = "speed"
+    nan_canonicalization: bool = False
+    wasm_threads: bool = False
+    epoch_tick_ms: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "EngineConfig":
+        return cls(
+            max_wasm_stack=settings.max_wasm_stack,
+            pooling=settings.pooling,
+            pool_instances=settings.pool_size(),
+            max_memory_bytes=settings.max_memory_mb * MIB,
+            epoch_tick_ms=settings.epoch_tick_ms,
+        )
+
+    def codegen_settings(self, pooling_active: bool) -> dict[str, Any]:
+        """The settings that can change generated code or artifact layout."""
+        return {
+            "wasmtime": WASMTIME_VERSION,
+            "machine": platform.machine(),
+            "system": platform.system(),
+            "consume_fuel": True,
+            "epoch_interruption": True,
+            "max_wasm_stack": self.max_wasm_stack,
+            "opt_level": self.opt_level,
+            "nan_canonicalization": self.nan_canonicalization,
+            "wasm_threads": self.wasm_threads,
+            "pooling": pooling_active,
+            "max_memory_bytes": self.max_memory_bytes if pooling_active else None,
+        }
+
+
+@dataclass(eq=False)
+class WasmEngine:
+    """A configured wasmtime Engine plus its epoch ticker."""
+
+    engine: wasmtime.Engine
+    config: EngineConfig
+    pooling: bool
+    fingerprint: str
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _ticker: threading.Thread | None = None
+    ptr: int = 0  # raw Engine pointer for the C-API fast path
+
+    def __post_init__(self) -> None:
+        self.ptr = ctypes.cast(self.engine.ptr(), ctypes.c_void_p).value or 0
+
+    def start_ticker(self) -> None:
+        if self._ticker is not None:
+            return
+        interval = self.config.epoch_tick_ms / 1000.0
+        engine, stop = self.engine, self._stop
+
+        def tick() -> None:
+            while not stop.wait(interval):
+                engine.increment_epoch()
+
+        self._ticker = threading.Thread(target=tick, name="wasmhost-epoch", daemon=True)
+        self._ticker.start()
+
+    def deadline_ticks(self, timeout_ms: int) -> int:
+        """Epoch ticks for a timeout: rounded up, plus one because the first
+        tick can come at any moment after the Store is made."""
+        return -(-timeout_ms // self.config.epoch_tick_ms) + 1
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1.0)
+            self._ticker = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "wasmtime": WASMTIME_VERSION,
+            "fingerprint": self.fingerprint,
+            "allocator": "pooling" if self.pooling else "on-demand",
+            "pool_instances": self.config.pool_instances if self.pooling else None,
+            "max_wasm_stack": self.config.max_wasm_stack,
+            "epoch_tick_ms": self.config.epoch_tick_ms,
+            "opt_level": self.config.opt_level,
+        }
+
+
+def _base_config(cfg: EngineConfig) -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.max_wasm_stack = cfg.max_wasm_stack
+    config.cranelift_opt_level = cfg.opt_level
+    config.cranelift_nan_canonicalization = cfg.nan_canonicalization
+    config.wasm_threads = cfg.wasm_threads
+    config.parallel_compilation = True
+    return config
+
+
+def _set_pooling(config: wasmtime.Config, cfg: EngineConfig) -> None:
+    pool = capi.wasmtime_pooling_allocation_config_new()
+    try:
+        n = cfg.pool_instances
+        capi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, n)
+        capi.wasmtime_pooling_allocation_config_total_memories_set(pool, n)
+        capi.wasmtime_pooling_allocation_config_total_tables_set(pool, n)
+        capi.wasmtime_pooling_allocation_config_total_stacks_set(pool, n)
+        capi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, cfg.max_memory_bytes)
+        capi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        capi.wasmtime_pooling_allocation_config_delete(pool)
+
+
+def fingerprint_of(settings: dict[str, Any]) -> str:
+    blob = json.dumps(settings, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def create_engine(cfg: EngineConfig) -> WasmEngine:
+    """Build the Engine; if the pooling allocator cannot be created (e.g. a
+    virtual-memory ulimit), fall back to the default allocator and say so."""
+    engine: wasmtime.Engine | None = None
+    pooling = False
+    if cfg.pooling:
+        try:
+            config = _base_config(cfg)
+            _set_pooling(config, cfg)
+            engine = wasmtime.Engine(config)
+            pooling = True
+        except (wasmtime.WasmtimeError, AttributeError, OSError) as exc:
+            log.warning("pooling allocator unavailable (%s); using the default allocator", exc)
+    if engine is None:
+        engine = wasmtime.Engine(_base_config(cfg))
+    wasm_engine = WasmEngine(engine, cfg, pooling, fingerprint_of(cfg.codegen_settings(pooling)))
+    wasm_engine.start_ticker()
+    return wasm_engine
+
+
+_shared: dict[EngineConfig, WasmEngine] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_engine(settings: Settings) -> WasmEngine:
+    """The process's Engine for these settings (one per distinct configuration)."""
+    cfg = EngineConfig.from_settings(settings)
+    with _shared_lock:
+        engine = _shared.get(cfg)
+        if engine is None:
+            engine = _shared[cfg] = create_engine(cfg)
+        return engine

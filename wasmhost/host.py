@@ -1,0 +1,184 @@
+"""Host: the whole product as a Python API, without HTTP.
+
+deploy → validate, compile, inspect, store (blob, artifact, row) → warm cache.
+invoke → resolve the active version → compiled module from the cheapest tier →
+fresh sandboxed instance → Invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from typing import Any, Mapping
+
+from .abi.detect import inspect_module
+from .abi.hostcalls import Linkers, build_linkers
+from .cache import CompiledCache
+from .engine import WasmEngine, shared_engine
+from .errors import BadRequest, InvalidModule, TooLarge
+from .models import Abi, Deployment, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
+from .registry import Registry, validate_name
+from .sandbox import Sandbox
+from .settings import MIB, Settings
+
+log = logging.getLogger("wasmhost.host")
+
+WASM_MAGIC = b"\0asm"
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+MAX_CONFIG_ENTRIES = 256
+MAX_CONFIG_BYTES = 64 * 1024
+
+_linkers: dict[int, Linkers] = {}
+_linkers_lock = threading.Lock()
+
+
+def linkers_for(wasm: WasmEngine) -> Linkers:
+    """Linkers are per engine and store-independent: build them once."""
+    with _linkers_lock:
+        linkers = _linkers.get(id(wasm))
+        if linkers is None:
+            linkers = _linkers[id(wasm)] = build_linkers(wasm)
+        return linkers
+
+
+def check_config(config: Mapping[str, Any] | None) -> dict[str, str]:
+    """Config variables become WASI environment entries and msgpack map keys:
+    keep them to plain names and NUL-free strings, and bounded."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise BadRequest("config must be an object of string keys to string values")
+    if len(config) > MAX_CONFIG_ENTRIES:
+        raise BadRequest(f"config has {len(config)} entries; at most {MAX_CONFIG_ENTRIES} are allowed")
+    out: dict[str, str] = {}
+    total = 0
+    for key, value in config.items():
+        if not isinstance(key, str) or not CONFIG_KEY.match(key):
+            raise BadRequest(f"invalid config key {str(key)[:60]!r}: keys are 1-128 characters of "
+                             "letters, digits, '_', '.', '-', not starting with a digit")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise BadRequest(f"config value for {key!r} must be a string")
+        text = str(value)
+        if "\x00" in text:
+            raise BadRequest(f"config value for {key!r} contains a NUL byte")
+        total += len(key) + len(text.encode())
+        out[key] = text
+    if total > MAX_CONFIG_BYTES:
+        raise BadRequest(f"config is {total} bytes; at most {MAX_CONFIG_BYTES} are allowed")
+    return out
+
+
+class Host:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.wasm = shared_engine(self.settings)
+        self.linkers = linkers_for(self.wasm)
+        self.registry = Registry(self.settings.data_dir)
+        self.cache = CompiledCache(self.wasm, self.linkers, self.settings.data_dir, self.registry.read_blob,
+                                   self.settings.cache_max_modules, self.settings.cache_max_bytes)
+        self.sandbox = Sandbox(self.wasm, self.settings)
+
+    # ---- admin ---------------------------------------------------------------------
+
+    def deploy(self, name: str, wasm: bytes, *, limits: Limits | Mapping[str, Any] | None = None,
+               config: Mapping[str, Any] | None = None, abi: Abi | None = None,
+               entrypoint: str | None = None) -> Deployment:
+        """Validate, precompile and store a new version; it becomes active at once."""
+        validate_name(name)
+        if len(wasm) > self.settings.max_module_bytes:
+            raise TooLarge(f"module of {len(wasm)} bytes exceeds the limit of {self.settings.max_module_bytes} bytes",
+                           limit=self.settings.max_module_bytes)
+        if not wasm.startswith(WASM_MAGIC):
+            raise InvalidModule("not a WebAssembly module: it does not start with the bytes \\0asm")
+        resolved = self.settings.resolve_limits(limits.to_dict() if isinstance(limits, Limits) else limits)
+        variables = check_config(config)
+        if entrypoint is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$", entrypoint):
+            raise BadRequest(f"invalid entrypoint {entrypoint[:60]!r}")
+        digest = hashlib.sha256(wasm).hexdigest()
+
+        module = self.cache._from_disk(digest)
+        compile_seconds, tier = 0.0, "disk"
+        if module is None:
+            module, compile_seconds = self.cache.compile_and_store(digest, wasm)
+            tier = "compile"
+        shape = inspect_module(module, self.linkers, self.wasm.engine, abi, entrypoint)
+        max_memory = self.settings.max_memory_mb * MIB
+        if shape.min_memory_bytes > max_memory:
+            raise InvalidModule(f"the module's initial memory of {shape.min_memory_bytes // MIB} MiB exceeds the "
+                                f"server maximum of {self.settings.max_memory_mb} MiB", memory_mb=self.settings.max_memory_mb)
+        prepared = self.cache.prepare(digest, module, len(wasm))
+        routes: tuple[Route, ...] = ()
+        if shape.abi == "wagi" and "_routes" in shape.func_exports:
+            probe = FunctionVersion(name, 0, digest, len(wasm), shape.abi, shape.imports, shape.exports,
+                                    resolved, variables, entrypoint)
+            routes = self.sandbox.collect_routes(prepared, probe)
+
+        self.registry.put_blob(wasm)
+        version = self.registry.create_version(
+            name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
+            limits=resolved, config=variables, entrypoint=entrypoint, routes=routes)
+        self.cache.put(prepared)
+        log.info("deployed %s v%d (%s, %d bytes, %s)", name, version.version, shape.abi, len(wasm), tier)
+        return Deployment(version, compile_seconds, tier)  # type: ignore[arg-type]
+
+    def update(self, name: str, *, limits: Mapping[str, Any] | None = None,
+               config: Mapping[str, Any] | None = None) -> FunctionVersion:
+        """New limits/config as a new version (versions are immutable); applies from the next call."""
+        current = self.registry.resolve(name)
+        new_limits = self.settings.resolve_limits(limits, base=current.limits) if limits is not None else None
+        new_config = check_config(config) if config is not None else None
+        return self.registry.update(name, limits=new_limits, config=new_config)
+
+    def get(self, name: str) -> FunctionInfo:
+        return self.registry.get(name)
+
+    def list(self) -> list[FunctionInfo]:
+        return self.registry.list()
+
+    def rollback(self, name: str, version: int | None = None) -> FunctionVersion:
+        return self.registry.rollback(name, version)
+
+    def delete(self, name: str) -> None:
+        info = self.registry.get(name)
+        self.registry.delete(name)
+        still_used = self.registry.referenced_digests()
+        for v in info.versions:
+            if v.digest not in still_used:
+                self.cache.evict(v.digest)
+
+    # ---- calls ---------------------------------------------------------------------
+
+    def invoke(self, name: str, request: Request, version: int | None = None) -> Invocation:
+        """Run one request in a fresh instance. Guest failures are in `Invocation.error`;
+        NotFound and TooLarge (request body) are raised."""
+        fv = self.registry.resolve(name, version)
+        if len(request.body) > self.settings.max_request_bytes:
+            raise TooLarge(f"request body of {len(request.body)} bytes exceeds the limit of "
+                           f"{self.settings.max_request_bytes} bytes", limit=self.settings.max_request_bytes)
+        prepared, tier, load_seconds = self.cache.get(fv.digest)
+        return self.sandbox.run(prepared, fv, request, tier, load_seconds)
+
+    def info(self) -> dict[str, Any]:
+        from . import __version__
+        s = self.settings
+        return {
+            "wasmhost": __version__,
+            "engine": self.wasm.describe(),
+            "limits": {"default": s.default_limits().to_dict(), "maximum": s.max_limits().to_dict()},
+            "sizes": {"max_module_bytes": s.max_module_bytes, "max_request_bytes": s.max_request_bytes,
+                      "max_response_bytes": s.max_response_bytes, "max_log_bytes": s.max_log_bytes},
+            "concurrency": {"max_concurrency": s.max_concurrency, "max_queue": s.max_queue},
+            "cache": {"modules": len(self.cache), "bytes": self.cache.memory_bytes(),
+                      "max_modules": s.cache_max_modules, "max_bytes": s.cache_max_bytes},
+        }
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def __enter__(self) -> "Host":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,122 @@
+"""Server settings, read from `WASMHOST_*` environment variables.
+
+One frozen value built once at start-up and passed down explicitly: no module
+reads the environment on its own, so tests can build any configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import BadRequest
+from .models import Limits
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    # Per-function limits: defaults for a deploy that names none, and maxima no deploy may exceed.
+    default_fuel: int = 1_000_000_000
+    max_fuel: int = 20_000_000_000
+    default_timeout_ms: int = 10_000
+    max_timeout_ms: int = 60_000
+    default_memory_mb: int = 64
+    max_memory_mb: int = 512
+    # Server-wide sizes.
+    max_module_bytes: int = 64 * MIB
+    max_request_bytes: int = 16 * MIB
+    max_response_bytes: int = 16 * MIB
+    max_log_bytes: int = 64 * 1024
+    # Concurrency: invocations in flight and waiting for a worker.
+    max_concurrency: int = 32
+    max_queue: int = 256
+    # Compiled-module cache (memory tier).
+    cache_max_modules: int = 256
+    cache_max_bytes: int = 512 * MIB
+    # Engine.
+    pooling: bool = True
+    pool_instances: int = 0  # 0 = max_concurrency * 2 + 8 (deploy checks need slots too)
+    max_wasm_stack: int = 512 * 1024
+    epoch_tick_ms: int = 10
+
+    def default_limits(self) -> Limits:
+        return Limits(self.default_fuel, self.default_timeout_ms, self.default_memory_mb)
+
+    def max_limits(self) -> Limits:
+        return Limits(self.max_fuel, self.max_timeout_ms, self.max_memory_mb)
+
+    def pool_size(self) -> int:
+        return self.pool_instances or self.max_concurrency * 2 + 8
+
+    def resolve_limits(self, requested: Mapping[str, Any] | None, base: Limits | None = None) -> Limits:
+        """Merge requested limits over `base` (or the defaults) and check them against the maxima."""
+        base = base or self.default_limits()
+        values = base.to_dict()
+        maxima = self.max_limits().to_dict()
+        for key, raw in (requested or {}).items():
+            if raw is None:
+                continue
+            if key not in values:
+                raise BadRequest(f"unknown limit {key!r}; known limits are fuel, timeout_ms, memory_mb")
+            try:
+                value = int(raw)
+            except (TypeError, ValueError):
+                raise BadRequest(f"limit {key} must be an integer, got {raw!r}") from None
+            if isinstance(raw, bool) or value < 1:
+                raise BadRequest(f"limit {key} must be a positive integer, got {raw!r}")
+            if value > maxima[key]:
+                raise BadRequest(f"limit {key}={value} exceeds the server maximum {maxima[key]}",
+                                 limit=key, maximum=maxima[key])
+            values[key] = value
+        return Limits(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from `WASMHOST_<FIELD>` variables (e.g. WASMHOST_MAX_FUEL), then `overrides`."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get("WASMHOST_" + f.name.upper())
+            if f.name == "data_dir":
+                raw = environ.get("WASMHOST_DATA", raw)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        settings = cls(**values)
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse inconsistent settings at start-up rather than at the first call."""
+        for name in ("fuel", "timeout_ms", "memory_mb"):
+            default, maximum = getattr(self, f"default_{name}"), getattr(self, f"max_{name}")
+            if not 0 < default <= maximum:
+                raise BadRequest(f"default_{name}={default} must be positive and at most max_{name}={maximum}")
+        for name in ("max_module_bytes", "max_request_bytes", "max_response_bytes", "max_concurrency",
+                     "cache_max_modules", "cache_max_bytes", "epoch_tick_ms", "max_wasm_stack"):
+            if getattr(self, name) <= 0:
+                raise BadRequest(f"setting {name} must be positive")
+        if self.max_queue < 0 or self.max_log_bytes < 0:
+            raise BadRequest("max_queue and max_log_bytes must not be negative")
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    text = str(type_name)
+    try:
+        if "Path" in text:
+            return Path(raw)
+        if "bool" in text:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise BadRequest(f"environment variable WASMHOST_{name.upper()}={raw!r} is not a valid {text}") from None
