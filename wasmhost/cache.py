@@ -66,8 +66,11 @@ def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
     try:
         return wasmtime.Module(wasm.engine, wasm_bytes)
     except wasmtime.WasmtimeError as exc:
-        text = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in text[:3])[:300]
+        text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = " ".join(text[:3])[:300]
+        if "pooling allocator" in detail:
+            raise InvalidModule("the module's memory or tables are larger than this server allows "
+                                f"(max memory {wasm.config.max_memory_bytes // (1024 * 1024)} MiB): {detail}") from None
         raise InvalidModule(f"not a valid WebAssembly module: {detail}") from None
 
 

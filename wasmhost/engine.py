@@ -15,6 +15,7 @@ import ctypes
 import hashlib
 import json
 import logging
+import mmap
 import platform
 import threading
 from dataclasses import dataclass, field
@@ -150,6 +151,32 @@ def _set_pooling(config: wasmtime.Config, cfg: EngineConfig) -> None:
         capi.wasmtime_pooling_allocation_config_delete(pool)
 
 
+GIB = 1024 * MIB
+DEFAULT_MEMORY_RESERVATION = 4 * GIB  # wasmtime's default on 64-bit hosts
+GUARD_ALLOWANCE = 64 * MIB
+
+
+def pool_reservation_bytes(cfg: EngineConfig) -> int:
+    """Virtual address space the pooling allocator will reserve (an upper estimate)."""
+    per_slot = max(DEFAULT_MEMORY_RESERVATION, cfg.max_memory_bytes) + GUARD_ALLOWANCE
+    return cfg.pool_instances * per_slot + GIB  # + tables and stacks
+
+
+def can_reserve(nbytes: int) -> bool:
+    """Whether `nbytes` of address space can be reserved right now.
+
+    wasmtime's C API aborts the process (a Rust panic in `Engine()`) when the
+    pool's mapping fails, so we must find out before asking it.
+    """
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)
+    try:
+        region = mmap.mmap(-1, nbytes, flags=flags, prot=0)  # PROT_NONE: address space only
+    except (OSError, OverflowError, ValueError):
+        return False
+    region.close()
+    return True
+
+
 def fingerprint_of(settings: dict[str, Any]) -> str:
     blob = json.dumps(settings, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -160,7 +187,10 @@ def create_engine(cfg: EngineConfig) -> WasmEngine:
     virtual-memory ulimit), fall back to the default allocator and say so."""
     engine: wasmtime.Engine | None = None
     pooling = False
-    if cfg.pooling:
+    if cfg.pooling and not can_reserve(pool_reservation_bytes(cfg)):
+        log.warning("pooling allocator needs %d GiB of address space, which this process cannot reserve; "
+                    "using the default allocator", pool_reservation_bytes(cfg) // GIB)
+    elif cfg.pooling:
         try:
             config = _base_config(cfg)
             _set_pooling(config, cfg)

@@ -8,6 +8,7 @@ a CGI response. The pure parts (environment, output parsing, routes) live in
 from __future__ import annotations
 
 from typing import Mapping
+from urllib.parse import unquote
 
 from ..errors import BadResponse, TooLarge
 from ..models import FunctionVersion, Request, Response, Route
@@ -17,14 +18,18 @@ from .hostcalls import CallState
 
 
 def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes], list[tuple[bytes, bytes]], str]:
-    """argv, environment and the export to run for one request."""
-    route, path_info = cgi.match_route(version.routes, request.path)
+    """argv, environment and the export to run for one request.
+
+    SCRIPT_NAME + PATH_INFO is always the whole path, as CGI wants: the matched
+    route's part of the path moves into SCRIPT_NAME.
+    """
+    route, raw_info = cgi.match_route(version.routes, request.path)
     export = route.export if route else (version.entrypoint or "_start")
-    matched = request.script_name + (route.path + ("/..." if route.prefix else "") if route else "/...")
-    script_name = request.script_name + (route.path if route else "")
-    argv = cgi.build_argv(request, script_name)
+    script_name = request.script_name + request.path[: len(request.path) - len(raw_info)]
+    matched = request.script_name + (cgi.route_text(route) if route else "/...")
     environ = cgi.build_environ(request, config=version.config, script_name=script_name,
-                                path_info=path_info, matched_route=matched, raw_path_info=path_info)
+                                path_info=unquote(raw_info), matched_route=matched, raw_path_info=raw_info)
+    argv = cgi.build_argv(request, script_name)
     return ([a.encode() for a in argv],
             [(k.encode(), v.encode()) for k, v in environ.items()],
             export)

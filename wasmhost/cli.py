@@ -1,0 +1,147 @@
+"""The `wasmhost` command line.
+
+`wasmhost run FILE.wasm` runs one module once, locally, through exactly the
+path a deployed function takes (deploy → cache → sandbox), so what works here
+works on a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import BadRequest, WasmhostError
+from .models import Invocation, Request
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"header must look like 'Name: value', got {text!r}")
+    return name.strip().lower(), value.strip()
+
+
+def _env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--env must look like KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _data(text: str) -> bytes:
+    """-d DATA, or -d @file (as curl), or -d @- for stdin."""
+    if text.startswith("@"):
+        source = text[1:]
+        if source == "-":
+            return sys.stdin.buffer.read()
+        try:
+            return Path(source).read_bytes()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {source}: {exc.strerror}") from None
+    return text.encode()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wasmhost", description="Serverless host for WebAssembly functions.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one module once, locally, and print its response")
+    run.add_argument("file", type=Path, help="the .wasm module")
+    run.add_argument("-d", "--data", type=_data, default=b"", help="request body, @file, or @- for stdin")
+    run.add_argument("-X", "--method", default=None, help="HTTP method (default GET, or POST with -d)")
+    run.add_argument("--path", default="/", help="request path after the function prefix, may carry ?query")
+    run.add_argument("-H", "--header", type=_header, action="append", default=[], help="'Name: value' (repeatable)")
+    run.add_argument("--fuel", type=int, help="fuel budget (instructions)")
+    run.add_argument("--timeout", type=int, dest="timeout_ms", help="wall-clock deadline in ms")
+    run.add_argument("--memory", type=int, dest="memory_mb", help="linear memory cap in MiB")
+    run.add_argument("--env", type=_env, action="append", default=[], help="config variable KEY=VALUE (repeatable)")
+    run.add_argument("--abi", choices=["handler", "wagi"], help="guest interface (default: detected)")
+    run.add_argument("--entrypoint", help="WAGI: export to run instead of _start")
+    run.add_argument("-i", "--include", action="store_true", help="print the status line and headers too")
+    run.add_argument("-v", "--verbose", action="store_true", help="also print tier, timings and fuel used")
+    run.add_argument("-q", "--quiet", action="store_true", help="do not print the function's logs")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .host import Host
+    from .settings import Settings
+
+    try:
+        wasm = args.file.read_bytes()
+    except OSError as exc:
+        raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
+    path, _, query = args.path.partition("?")
+    method = (args.method or ("POST" if args.data else "GET")).upper()
+    headers = tuple(args.header)
+    if args.data and not any(name == "content-length" for name, _ in headers):
+        headers += (("content-length", str(len(args.data))),)
+    request = Request(method=method, path=path if path.startswith("/") else "/" + path, query=query,
+                      headers=headers, body=args.data, script_name="/fn/run")
+    limits = {"fuel": args.fuel, "timeout_ms": args.timeout_ms, "memory_mb": args.memory_mb}
+    with tempfile.TemporaryDirectory(prefix="wasmhost-run-") as data_dir:
+        settings = Settings.from_env(data_dir=Path(data_dir))
+        settings = _allow_requested_limits(settings, limits)
+        with Host(settings) as host:
+            deployment = host.deploy("run", wasm, limits=limits, config=dict(args.env),
+                                     abi=args.abi, entrypoint=args.entrypoint)
+            invocation = host.invoke("run", request)
+    _print_invocation(invocation, args, deployment.compile_seconds)
+    return 0 if invocation.ok else 1
+
+
+def _allow_requested_limits(settings: "Settings", limits: dict[str, int | None]) -> "Settings":  # noqa: F821
+    """Locally the user is the operator: let explicit flags raise the maxima."""
+    from dataclasses import replace
+    raised = {f"max_{key}": value for key, value in limits.items()
+              if value is not None and value > getattr(settings, f"max_{key}")}
+    return replace(settings, **raised) if raised else settings
+
+
+def _print_invocation(inv: Invocation, args: argparse.Namespace, compile_seconds: float) -> None:
+    err = sys.stderr
+    if not args.quiet:
+        for line in inv.logs:
+            print(f"log: {line}", file=err)
+        if inv.logs_truncated:
+            print("log: … (truncated at the log limit)", file=err)
+    if args.verbose:
+        t = inv.timings
+        print(f"* tier={inv.tier} compile={compile_seconds * 1000:.3f}ms load={t.load * 1e6:.1f}µs "
+              f"instantiate={t.instantiate * 1e6:.1f}µs run={t.run * 1e6:.1f}µs fuel={inv.fuel_used}", file=err)
+    if inv.error is not None:
+        error = inv.error
+        code = getattr(error, "code", "internal")
+        print(f"error: {code}: {getattr(error, 'message', str(error))}", file=err)
+        return
+    response = inv.response
+    assert response is not None
+    if args.include or args.verbose:
+        out = sys.stdout if args.include else err
+        print(f"HTTP {response.status}", file=out)
+        for name, value in response.headers:
+            print(f"{name}: {value}", file=out)
+        print(file=out)
+        out.flush()
+    sys.stdout.buffer.write(response.body)
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WasmhostError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
