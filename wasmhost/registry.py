@@ -1,0 +1,531 @@
+"""The durable function registry: names, versions and config in SQLite; modules as blobs.
+
+Why it is built this way (DESIGN §4):
+
+- Module bytes are content-addressed files, written crash-safely (temp file, fsync, rename,
+  fsync dir) *before* the row that references them is committed, so a committed version never
+  points at a partial module.
+- Every write is one SQLite transaction (WAL, synchronous=FULL, BEGIN IMMEDIATE), so several
+  uvicorn worker processes can share one data directory without losing or half-showing a write.
+- Versions are immutable: an update appends a version, a rollback moves the active pointer.
+- `resolve` runs on every invocation, so it answers from an in-memory cache that is dropped
+  whenever `PRAGMA data_version` says that another connection has committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from wasmhost import errors
+from wasmhost.models import FunctionInfo, FunctionVersion, Limits, Route
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
+DB_FILE = "registry.sqlite3"
+APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10.0
+CACHE_MAX_ENTRIES = 4096
+
+_SCHEMA = (
+    "CREATE TABLE functions (name TEXT PRIMARY KEY, active_version INTEGER NOT NULL,"
+    " created_at REAL NOT NULL, updated_at REAL NOT NULL)",
+    # imports, exports, config and routes are JSON text; a row is never updated once written
+    "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL,"
+    " size INTEGER NOT NULL, abi TEXT NOT NULL, imports TEXT NOT NULL, exports TEXT NOT NULL,"
+    " fuel INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
+    " config TEXT NOT NULL, entrypoint TEXT, routes TEXT NOT NULL, created_at REAL NOT NULL,"
+    " PRIMARY KEY (name, version))",
+    "CREATE INDEX versions_by_digest ON versions (digest)",
+)
+_COLUMNS = ("name", "version", "digest", "size", "abi", "imports", "exports", "fuel",
+            "timeout_ms", "memory_mb", "config", "entrypoint", "routes", "created_at")
+_V = ", ".join("v." + c for c in _COLUMNS)
+_SELECT_ONE = (f"SELECT {_V} FROM functions f JOIN versions v ON v.name = f.name"
+               " AND v.version = coalesce(?, f.active_version) WHERE f.name = ?")
+_SELECT_INFO = (f"SELECT f.active_version, f.created_at, f.updated_at, {_V}"
+                " FROM functions f JOIN versions v ON v.name = f.name")
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is a valid function name (it becomes a URL segment and a file-safe key)."""
+    if not isinstance(name, str):
+        raise errors.BadRequest(f"function name must be a string, not {type(name).__name__}")
+    if NAME_PATTERN.fullmatch(name) is None:  # fullmatch: "$" alone would accept a trailing "\n"
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise errors.BadRequest(
+            f"invalid function name {shown!r}: names are 1-63 characters of a-z, 0-9 and '-',"
+            " starting with a letter or digit")
+    return name
+
+
+def _check_version(version: int) -> int:
+    if type(version) is not int or not 1 <= version < 2**63:
+        raise errors.BadRequest(f"invalid version {version!r}: versions are positive integers")
+    return version
+
+
+def _check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or DIGEST_PATTERN.fullmatch(digest) is None:
+        raise errors.BadRequest(f"invalid digest {str(digest)[:80]!r}: expected 64 lower-case hex digits")
+    return digest
+
+
+def _check_limits(limits: Limits) -> Limits:
+    if not isinstance(limits, Limits) or not all(
+            type(v) is int and 0 <= v < 2**63 for v in limits.to_dict().values()):
+        raise errors.BadRequest(f"invalid limits {limits!r}: limits are non-negative integers")
+    return limits
+
+
+def _check_config(config: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `config`; anything but str -> str would not survive the JSON round trip."""
+    if not isinstance(config, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
+        raise errors.BadRequest("config must map strings to strings")
+    return dict(config)
+
+
+def _check_strings(what: str, items: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(items, (str, bytes)) or not all(isinstance(i, str) for i in items):
+        raise errors.BadRequest(f"{what} must be a list of strings")
+    return tuple(items)
+
+
+def _db_error(exc: sqlite3.Error) -> errors.InternalError:
+    return errors.InternalError(f"registry database error: {exc}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable (POSIX needs the directory fsynced too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version_from_row(row: Sequence[Any]) -> FunctionVersion:
+    (name, version, digest, size, abi, imports, exports, fuel, timeout_ms, memory_mb,
+     config, entrypoint, routes, created_at) = row
+    try:
+        return FunctionVersion(
+            name=name, version=version, digest=digest, size=size, abi=abi,
+            imports=tuple(json.loads(imports)), exports=tuple(json.loads(exports)),
+            limits=Limits(fuel=fuel, timeout_ms=timeout_ms, memory_mb=memory_mb),
+            config=dict(json.loads(config)), entrypoint=entrypoint,
+            routes=tuple(Route(r["path"], r["export"], bool(r["prefix"])) for r in json.loads(routes)),
+            created_at=created_at)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.InternalError(f"registry row for {name!r} version {version} is corrupt") from exc
+
+
+def _infos_from_rows(rows: list[Any]) -> list[FunctionInfo]:
+    """Group `_SELECT_INFO` rows (ordered by name, version) into FunctionInfo values."""
+    infos = []
+    for _, group in itertools.groupby(rows, key=lambda r: r[3]):
+        group = list(group)
+        active_number, created_at, updated_at = group[0][:3]
+        versions = tuple(_version_from_row(r[3:]) for r in group)
+        active = next((v for v in versions if v.version == active_number), None)
+        if active is None:
+            raise errors.InternalError(f"function {versions[0].name!r} has no active version")
+        infos.append(FunctionInfo(name=active.name, active=active, versions=versions,
+                                  created_at=created_at, updated_at=updated_at))
+    return infos
+
+
+class Registry:
+    """Functions, their versions and their modules, stored under one data directory.
+
+    Thread-safe. Two SQLite connections, each behind its own lock: `_hot` serves `resolve`
+    (reads in WAL mode never wait for writers), `_conn` serves writes and admin reads, so a
+    write waiting for another process never stalls invocations. `recheck_s` bounds how long
+    `resolve` may serve a version that another process has replaced (0: check at every call).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, recheck_s: float = 0.001) -> None:
+        self.data_dir = Path(data_dir)
+        self._recheck_s = recheck_s
+        self._fresh_until = 0.0
+        self.blob_dir = self.data_dir / "blobs" / "sha256"
+        self._cache: dict[tuple[str, int | None], FunctionVersion] = {}
+        self._hot_lock = threading.Lock()
+        self._lock = threading.Lock()
+        try:
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            for d in (self.data_dir, self.blob_dir.parent, self.blob_dir):
+                _fsync_dir(d)
+        except OSError as exc:
+            raise errors.InternalError(f"cannot create the data directory: {exc.strerror}") from exc
+        conns: list[sqlite3.Connection] = []
+        try:
+            conns.append(self._connect())
+            self._init_schema(conns[0])
+            conns.append(self._connect())
+            self._data_version = conns[1].execute("PRAGMA data_version").fetchone()[0]
+        except BaseException as exc:
+            for conn in conns:
+                conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise errors.InternalError(f"cannot open the function registry ({DB_FILE}): {exc}") from exc
+            raise
+        self._conn, self._hot = conns
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.data_dir / DB_FILE, timeout=BUSY_TIMEOUT_S,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA synchronous = FULL")  # a commit that returned is on disk
+            return conn
+        except BaseException:
+            conn.close()
+            raise
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the tables once (several processes may start at once: one creates them)."""
+        self._check_ours(conn)  # before switching to WAL, which would rewrite a foreign file
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:  # switching to WAL can report "locked" without calling the busy handler
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        if str(mode).lower() != "wal":
+            raise errors.InternalError(f"the function registry cannot use WAL mode (got {mode!r})")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._check_ours(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    @staticmethod
+    def _check_ours(conn: sqlite3.Connection) -> bool:
+        """True for an empty database; raise for a foreign SQLite file or a newer schema."""
+        app_id, schema, tables = conn.execute(  # one statement: one consistent snapshot
+            "SELECT a.application_id, u.user_version, (SELECT count(*) FROM sqlite_master)"
+            " FROM pragma_application_id AS a, pragma_user_version AS u").fetchone()
+        if app_id == 0 and schema == 0 and tables == 0:
+            return True
+        if app_id != APPLICATION_ID:
+            raise errors.InternalError(
+                f"{DB_FILE} in the data directory is not a wasmhost registry (foreign SQLite database)")
+        if schema != SCHEMA_VERSION:
+            raise errors.InternalError(
+                f"{DB_FILE} has schema version {schema}; this wasmhost supports {SCHEMA_VERSION}")
+        return False
+
+    def close(self) -> None:
+        """Close both connections; later calls raise InternalError."""
+        with self._lock, self._hot_lock:
+            self._conn.close()
+            self._hot.close()
+            self._cache.clear()
+            self._fresh_until = 0.0
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        _check_digest(digest)
+        return self.blob_dir / digest[:2] / f"{digest}.wasm"
+
+    def put_blob(self, wasm: bytes) -> str:
+        """Store a module durably and return its sha256; the bytes are on disk when this returns."""
+        if not isinstance(wasm, (bytes, bytearray, memoryview)):
+            raise errors.BadRequest("a module must be bytes")
+        data = bytes(wasm)
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.blob_path(digest)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size == len(data):
+                    os.utime(path)  # a fresh mtime keeps gc_blobs away until our row is committed
+                    return digest
+            shard = path.parent
+            if not shard.is_dir():
+                shard.mkdir(exist_ok=True)
+                _fsync_dir(self.blob_dir)
+            tmp = shard / f".tmp-{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)  # atomic; concurrent writers of one digest write equal bytes
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(shard)
+        except OSError as exc:
+            raise errors.InternalError(f"could not store module blob {digest}: {exc.strerror}") from exc
+        return digest
+
+    def read_blob(self, digest: str) -> bytes:
+        """The module bytes, verified against their digest (a bad disk must not run bad code)."""
+        path = self.blob_path(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise errors.InternalError(f"module blob {digest} is missing from the data directory") from exc
+        except OSError as exc:
+            raise errors.InternalError(f"could not read module blob {digest}: {exc.strerror}") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise errors.InternalError(f"module blob {digest} is corrupt (its sha256 does not match)")
+        return data
+
+    def _check_blob(self, digest: str, size: int) -> None:
+        try:
+            stored = self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            raise errors.InternalError(f"module blob {digest} is not stored (put_blob comes first)") from None
+        except OSError as exc:
+            raise errors.InternalError(f"could not check module blob {digest}: {exc.strerror}") from exc
+        if stored != size:
+            raise errors.InternalError(f"module blob {digest} has {stored} bytes, not {size}")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def resolve(self, name: str, version: int | None = None) -> FunctionVersion:
+        """The active version of `name` (or the given one): the hot path of every invocation.
+
+        A hit costs a dict lookup. `PRAGMA data_version` (about 6 µs) is asked at most once per
+        `recheck_s`, so another process's write shows here within `recheck_s`; this object's
+        own writes show at once.
+        """
+        key = (name, version)
+        plain = type(name) is str and (version is None or type(version) is int)  # hashable, no bool
+        if plain and time.monotonic() < self._fresh_until:  # lock-free: dict reads are atomic
+            found = self._cache.get(key)
+            if found is not None:
+                return found
+        with self._hot_lock:
+            try:
+                now = time.monotonic()
+                if now >= self._fresh_until:
+                    data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
+                    if data_version != self._data_version:  # another connection committed
+                        self._data_version = data_version
+                        self._cache.clear()
+                    self._fresh_until = now + self._recheck_s
+                found = self._cache.get(key) if plain else None
+                if found is not None:
+                    return found
+                found = self._load(self._hot, name, version)
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from exc
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = found
+            return found
+
+    def _load(self, conn: sqlite3.Connection, name: str, version: int | None) -> FunctionVersion:
+        validate_name(name)
+        if version is not None:
+            _check_version(version)
+        row = conn.execute(_SELECT_ONE, (version, name)).fetchone()
+        if row is not None:
+            return _version_from_row(row)
+        if conn.execute("SELECT 1 FROM functions WHERE name = ?", (name,)).fetchone() is None:
+            raise errors.NotFound(f"no function named {name!r}")
+        if version is None:
+            raise errors.InternalError(f"function {name!r} has no active version")
+        raise errors.NotFound(f"function {name!r} has no version {version}")
+
+    def get(self, name: str) -> FunctionInfo:
+        """A function with all its versions, ascending."""
+        validate_name(name)
+        with self._read() as conn:
+            rows = conn.execute(_SELECT_INFO + " WHERE f.name = ? ORDER BY v.version", (name,)).fetchall()
+        if not rows:
+            raise errors.NotFound(f"no function named {name!r}")
+        return _infos_from_rows(rows)[0]
+
+    def list(self) -> list[FunctionInfo]:
+        """Every function, sorted by name."""
+        with self._read() as conn:
+            rows = conn.execute(_SELECT_INFO + " ORDER BY f.name, v.version").fetchall()
+        return _infos_from_rows(rows)
+
+    def referenced_digests(self) -> set[str]:
+        with self._read() as conn:
+            return {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create_version(self, name: str, *, digest: str, size: int, abi: str, imports: Sequence[str],
+                       exports: Sequence[str], limits: Limits, config: Mapping[str, str],
+                       entrypoint: str | None = None, routes: Sequence[Route] = ()) -> FunctionVersion:
+        """Append a version (creating the function if new) and make it active, in one transaction."""
+        validate_name(name)
+        _check_digest(digest)
+        if type(size) is not int or size < 0:
+            raise errors.BadRequest(f"invalid size {size!r}")
+        if not isinstance(abi, str) or not abi:
+            raise errors.BadRequest("abi must be a non-empty string")
+        if entrypoint is not None and (not isinstance(entrypoint, str) or not entrypoint):
+            raise errors.BadRequest("entrypoint must be a non-empty string or None")
+        if isinstance(routes, (str, bytes)) or not all(isinstance(r, Route) for r in routes):
+            raise errors.BadRequest("routes must be a list of Route values")
+        fv = FunctionVersion(
+            name=name, version=0, digest=digest, size=size, abi=abi,  # type: ignore[arg-type]
+            imports=_check_strings("imports", imports), exports=_check_strings("exports", exports),
+            limits=_check_limits(limits), config=_check_config(config), entrypoint=entrypoint,
+            routes=tuple(routes))
+        with self._write() as conn:
+            self._check_blob(digest, size)  # inside the write lock, so gc_blobs cannot race us
+            fv = dataclasses.replace(fv, version=self._next_version(conn, name), created_at=time.time())
+            self._insert(conn, fv)
+        return fv
+
+    def update(self, name: str, *, limits: Limits | None = None, config: Mapping[str, str] | None = None,
+               entrypoint: str | None = None) -> FunctionVersion:
+        """New active version from the active one with changed fields (config is replaced, not merged;
+        entrypoint "" clears it)."""
+        validate_name(name)
+        if limits is None and config is None and entrypoint is None:
+            raise errors.BadRequest("nothing to update: give limits, config or entrypoint")
+        if entrypoint is not None and not isinstance(entrypoint, str):
+            raise errors.BadRequest("entrypoint must be a string")
+        changes: dict[str, Any] = {}
+        if limits is not None:
+            changes["limits"] = _check_limits(limits)
+        if config is not None:
+            changes["config"] = _check_config(config)
+        if entrypoint is not None:
+            changes["entrypoint"] = entrypoint or None
+        with self._write() as conn:
+            active = self._load(conn, name, None)
+            fv = dataclasses.replace(active, **changes, version=self._next_version(conn, name),
+                                     created_at=time.time())
+            self._insert(conn, fv)
+        return fv
+
+    def rollback(self, name: str, version: int | None = None) -> FunctionVersion:
+        """Make `version` active again (None: the highest version below the active one)."""
+        validate_name(name)
+        if version is not None:
+            _check_version(version)
+        with self._write() as conn:
+            active = self._load(conn, name, None)
+            if version is None:
+                (version,) = conn.execute("SELECT max(version) FROM versions WHERE name = ? AND version < ?",
+                                          (name, active.version)).fetchone()
+                if version is None:
+                    raise errors.NotFound(f"function {name!r} has no version before {active.version}")
+            target = self._load(conn, name, version)
+            conn.execute("UPDATE functions SET active_version = ?, updated_at = ? WHERE name = ?",
+                         (version, time.time(), name))
+        return target
+
+    def delete(self, name: str) -> None:
+        """Remove the function and all its versions; its blobs go later, through gc_blobs."""
+        validate_name(name)
+        with self._write() as conn:
+            if conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount == 0:
+                raise errors.NotFound(f"no function named {name!r}")
+            conn.execute("DELETE FROM versions WHERE name = ?", (name,))
+
+    def gc_blobs(self, min_age_s: float = 3600.0) -> list[str]:
+        """Delete unreferenced blobs older than `min_age_s` (and stale temp files); return their digests.
+
+        The age rule protects a deploy in another process whose blob is written but whose row is not
+        committed yet; holding the SQLite write lock makes `create_version`'s blob check and its
+        insert atomic with respect to this sweep.
+        """
+        removed: list[str] = []
+        with self._write() as conn:
+            referenced = {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
+            cutoff = time.time() - min_age_s
+            try:
+                for path in self.blob_dir.glob("*/*"):
+                    digest = path.name.removesuffix(".wasm")
+                    is_blob = path.name.endswith(".wasm") and DIGEST_PATTERN.fullmatch(digest) is not None
+                    if not (path.name.startswith(".tmp-") or (is_blob and digest not in referenced)):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.stat().st_mtime <= cutoff:
+                            path.unlink()
+                            if is_blob:
+                                removed.append(digest)
+            except OSError as exc:
+                raise errors.InternalError(f"could not collect module blobs: {exc.strerror}") from exc
+        return sorted(removed)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE transaction: committed whole or rolled back whole."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from exc
+            finally:
+                with self._hot_lock:  # under the lock: a resolve cannot store a row read before the commit
+                    self._cache.clear()
+
+    @staticmethod
+    def _next_version(conn: sqlite3.Connection, name: str) -> int:
+        (last,) = conn.execute("SELECT max(version) FROM versions WHERE name = ?", (name,)).fetchone()
+        return (last or 0) + 1
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, fv: FunctionVersion) -> None:
+        conn.execute(
+            f"INSERT INTO versions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            (fv.name, fv.version, fv.digest, fv.size, fv.abi, json.dumps(list(fv.imports)),
+             json.dumps(list(fv.exports)), fv.limits.fuel, fv.limits.timeout_ms, fv.limits.memory_mb,
+             json.dumps(fv.config, sort_keys=True), fv.entrypoint,
+             json.dumps([{"path": r.path, "export": r.export, "prefix": r.prefix} for r in fv.routes]),
+             fv.created_at))
+        conn.execute(
+            "INSERT INTO functions (name, active_version, created_at, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version,"
+            " updated_at = excluded.updated_at",
+            (fv.name, fv.version, fv.created_at, fv.created_at))
