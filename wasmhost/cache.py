@@ -18,13 +18,13 @@ import os
 import tempfile
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import wasmtime
+import xxhash
 
 from .abi.hostcalls import WASI_MODULE, Linkers
 from .engine import WasmEngine
@@ -33,6 +33,14 @@ from .errors import InternalError, InvalidModule
 from .models import Tier
 
 log = logging.getLogger("wasmhost.cache")
+WASI_PREFIX = WASI_MODULE + "."
+
+
+class ModuleHints(Protocol):
+    """What the registry already knows of a module (a FunctionVersion fits)."""
+
+    imports: tuple[str, ...]
+    exports: tuple[str, ...]
 
 
 @dataclass(eq=False, slots=True)
@@ -75,12 +83,25 @@ def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
 
 
 def _checksum(path: Path) -> str:
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    """Size and XXH3-128 of a file. XXH3 runs at ~30 GB/s (0.07 ms for 2 MB here);
+    zlib.crc32 took 2 ms for the same file, most of a disk-tier cold start."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
         if size == 0:
             return "0:0"
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return f"{size}:{zlib.crc32(view):08x}"
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as view:
+            return f"{size}:{xxhash.xxh3_128_hexdigest(view)}"
+    finally:
+        os.close(fd)
+
+
+def _read_small(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -120,8 +141,12 @@ class CompiledCache:
     def artifact_path(self, digest: str) -> Path:
         return self.artifacts_dir / digest[:2] / f"{digest}.cwasm"
 
-    def get(self, digest: str) -> tuple[PreparedModule, Tier, float]:
-        """The prepared module, the tier that served it and the seconds it took."""
+    def get(self, digest: str, shape: ModuleHints | None = None) -> tuple[PreparedModule, Tier, float]:
+        """The prepared module, the tier that served it and the seconds it took.
+
+        `shape` (known from the registry) spares inspecting the module's imports
+        and exports when it has to be loaded.
+        """
         start = time.perf_counter()
         with self._lock:
             prepared = self._lru.get(digest)
@@ -138,7 +163,7 @@ class CompiledCache:
                     self.stats.memory += 1
                     return prepared, "memory", time.perf_counter() - start
             try:
-                prepared, tier = self._load(digest)
+                prepared, tier = self._load(digest, shape)
             finally:
                 with self._lock:
                     self._loading.pop(digest, None)
@@ -147,28 +172,33 @@ class CompiledCache:
             setattr(self.stats, tier, getattr(self.stats, tier) + 1)
         return prepared, tier, time.perf_counter() - start
 
-    def _load(self, digest: str) -> tuple[PreparedModule, Tier]:
-        module = self._from_disk(digest)
-        if module is not None:
-            return self.prepare(digest, module, self.artifact_path(digest).stat().st_size), "disk"
+    def _load(self, digest: str, shape: ModuleHints | None) -> tuple[PreparedModule, Tier]:
+        found = self.load_artifact(digest)
+        if found is not None:
+            module, size = found
+            return self.prepare(digest, module, size, shape), "disk"
         wasm_bytes = self.read_blob(digest)
         module, seconds = self.compile_and_store(digest, wasm_bytes)
-        return self.prepare(digest, module, len(wasm_bytes)), "compile"
+        return self.prepare(digest, module, len(wasm_bytes), shape), "compile"
 
-    def _from_disk(self, digest: str) -> wasmtime.Module | None:
+    def load_artifact(self, digest: str) -> tuple[wasmtime.Module, int] | None:
+        """The module from its verified artifact (and the artifact's size), or None
+        when there is none or it is corrupt or incompatible (then it is deleted)."""
         path = self.artifact_path(digest)
         sum_path = path.with_suffix(".sum")
         try:
-            expected = sum_path.read_text().strip()
+            expected = _read_small(sum_path).decode("ascii", "replace").strip()
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.warning("artifact checksum for %s unreadable (%s); recompiling", digest[:12], exc)
             return None
         try:
-            if _checksum(path) != expected:
+            actual = _checksum(path)
+            if actual != expected:
                 raise ValueError("checksum mismatch")
-            return wasmtime.Module.deserialize_file(self.wasm.engine, str(path))
+            module = wasmtime.Module.deserialize_file(self.wasm.engine, str(path))
+            return module, int(actual.partition(":")[0])
         except FileNotFoundError:
             return None
         except (ValueError, OSError, wasmtime.WasmtimeError) as exc:
@@ -197,14 +227,19 @@ class CompiledCache:
             log.error("could not write artifact for %s: %s", digest[:12], exc)
         return module, seconds
 
-    def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int) -> PreparedModule:
-        uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+    def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int,
+                shape: ModuleHints | None = None) -> PreparedModule:
+        if shape is not None:
+            uses_wasi = any(name.startswith(WASI_PREFIX) for name in shape.imports)
+            has_init = "_initialize" in shape.exports
+        else:
+            uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+            has_init = any(exp.name == "_initialize" for exp in module.exports)
         linker = self.linkers.wasi if uses_wasi else self.linkers.plain
         try:
             pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(f"cannot link module: {str(exc).splitlines()[0][:300]}") from None
-        has_init = any(exp.name == "_initialize" for exp in module.exports)
         return PreparedModule(digest, module, pre, uses_wasi, has_init, code_bytes)
 
     def put(self, prepared: PreparedModule) -> None:

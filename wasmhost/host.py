@@ -13,9 +13,11 @@ import re
 import threading
 from typing import Any, Mapping
 
+import wasmtime
+
 from .abi.detect import inspect_module
 from .abi.hostcalls import Linkers, build_linkers
-from .cache import CompiledCache
+from .cache import CompiledCache, compile_module
 from .engine import WasmEngine, shared_engine
 from .errors import BadRequest, InvalidModule, TooLarge
 from .models import Abi, Deployment, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
@@ -29,6 +31,21 @@ WASM_MAGIC = b"\0asm"
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 MAX_CONFIG_ENTRIES = 256
 MAX_CONFIG_BYTES = 64 * 1024
+
+# Answers an empty map (status 200); logs one line, and in the WASI variant prints one.
+WARMUP_WAT = """(module (import "wasmhost" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1) (data (i32.const 16) "\\80ok")
+  (func (export "wasmhost_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "wasmhost_handle") (param i32 i32) (result i64)
+    (call $log (i32.const 17) (i32.const 2))
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 1))))"""
+WARMUP_WASI_WAT = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1) (data (i32.const 16) "\\80ok") (data (i32.const 32) "\\11\\00\\00\\00\\02\\00\\00\\00")
+  (func (export "wasmhost_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "wasmhost_handle") (param i32 i32) (result i64)
+    (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 48)))
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 1))))"""
 
 _linkers: dict[int, Linkers] = {}
 _linkers_lock = threading.Lock()
@@ -79,6 +96,23 @@ class Host:
         self.cache = CompiledCache(self.wasm, self.linkers, self.settings.data_dir, self.registry.read_blob,
                                    self.settings.cache_max_modules, self.settings.cache_max_bytes)
         self.sandbox = Sandbox(self.wasm, self.settings)
+        self.registry.preload()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run two tiny built-in modules once (plain and with WASI) through compile,
+        artifact round trip and sandbox, so that the first real call after a start
+        does not pay for first-use costs in Python, ctypes and wasmtime."""
+        for wat in (WARMUP_WAT, WARMUP_WASI_WAT):
+            module = compile_module(self.wasm, wasmtime.wat2wasm(wat))
+            module = wasmtime.Module.deserialize(self.wasm.engine, module.serialize())
+            prepared = self.cache.prepare("warm-up", module, 0)
+            probe = FunctionVersion("warm-up", 0, "warm-up", 0, "handler", (), (),
+                                    self.settings.default_limits())
+            for _ in range(2):
+                result = self.sandbox.run(prepared, probe, Request())
+                if result.error is not None:  # never expected: say so loudly, keep serving
+                    log.error("warm-up call failed: %r", result.error)
 
     # ---- admin ---------------------------------------------------------------------
 
@@ -98,9 +132,11 @@ class Host:
             raise BadRequest(f"invalid entrypoint {entrypoint[:60]!r}")
         digest = hashlib.sha256(wasm).hexdigest()
 
-        module = self.cache._from_disk(digest)
+        found = self.cache.load_artifact(digest)
         compile_seconds, tier = 0.0, "disk"
-        if module is None:
+        if found is not None:
+            module = found[0]
+        else:
             module, compile_seconds = self.cache.compile_and_store(digest, wasm)
             tier = "compile"
         shape = inspect_module(module, self.linkers, self.wasm.engine, abi, entrypoint)
@@ -157,7 +193,7 @@ class Host:
         if len(request.body) > self.settings.max_request_bytes:
             raise TooLarge(f"request body of {len(request.body)} bytes exceeds the limit of "
                            f"{self.settings.max_request_bytes} bytes", limit=self.settings.max_request_bytes)
-        prepared, tier, load_seconds = self.cache.get(fv.digest)
+        prepared, tier, load_seconds = self.cache.get(fv.digest, fv)
         return self.sandbox.run(prepared, fv, request, tier, load_seconds)
 
     def info(self) -> dict[str, Any]:

@@ -348,6 +348,25 @@ class Registry:
             self._cache[key] = found
             return found
 
+    def preload(self, limit: int = CACHE_MAX_ENTRIES // 2) -> int:
+        """Fill the resolve cache with the active versions (at start-up), so that the
+        first call after a restart runs no SQL. Returns how many were loaded."""
+        with self._hot_lock:
+            try:
+                data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
+                rows = self._hot.execute(
+                    f"SELECT {_V} FROM functions f JOIN versions v ON v.name = f.name"
+                    " AND v.version = f.active_version LIMIT ?", (limit,)).fetchall()
+            except sqlite3.Error as exc:
+                raise _db_error(exc) from exc
+            self._cache.clear()
+            for row in rows:
+                fv = _version_from_row(row)
+                self._cache[(fv.name, None)] = fv
+            self._data_version = data_version
+            self._fresh_until = time.monotonic() + self._recheck_s
+            return len(rows)
+
     def _load(self, conn: sqlite3.Connection, name: str, version: int | None) -> FunctionVersion:
         validate_name(name)
         if version is not None:

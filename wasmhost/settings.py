@@ -41,6 +41,7 @@ class Settings:
     # Engine.
     pooling: bool = True
     pool_instances: int = 0  # 0 = max_concurrency * 2 + 8 (deploy checks need slots too)
+    pool_keep_resident_bytes: int = 64 * 1024
     max_wasm_stack: int = 512 * 1024
     epoch_tick_ms: int = 10
 

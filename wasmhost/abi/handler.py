@@ -43,18 +43,7 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def decode_response(raw: bytes) -> Response:
-    """Validate a guest's msgpack response map; anything off is a BadResponse."""
-    try:
-        data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
-    if not isinstance(data, dict):
-        raise BadResponse(f"response must be a msgpack map, got {type(data).__name__}")
-    status = data.get("status", 200)
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise BadResponse(f"response status must be an integer from 100 to 599, got {status!r}"[:160])
-    headers_in = data.get("headers") or []
+def _check_headers(headers_in: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(headers_in, (list, tuple)):
         raise BadResponse("response headers must be an array of [name, value] pairs")
     if len(headers_in) > MAX_HEADERS:
@@ -69,14 +58,46 @@ def decode_response(raw: bytes) -> Response:
         if FORBIDDEN_IN_VALUE.search(value):
             raise BadResponse(f"response header {name!r} contains CR, LF or NUL")
         headers.append((name.lower(), value))
+    return tuple(headers)
+
+
+# A function answers with the same few header sets again and again: validate a
+# set once, then find it by value (msgpack gives hashable tuples with use_list=False).
+_HEADER_CACHE: dict[Any, tuple[tuple[str, str], ...]] = {}
+_HEADER_CACHE_MAX = 4096
+_HEADER_CACHE_MAX_BYTES = 4096
+
+
+def decode_response(raw: bytes) -> Response:
+    """Validate a guest's msgpack response map; anything off is a BadResponse."""
+    try:
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=False, use_list=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if type(data) is not dict:
+        raise BadResponse(f"response must be a msgpack map, got {type(data).__name__}")
+    status = data.get("status", 200)
+    if type(status) is not int or not 100 <= status <= 599:
+        raise BadResponse(f"response status must be an integer from 100 to 599, got {status!r}"[:160])
+    headers_in = data.get("headers") or ()
+    try:
+        headers = _HEADER_CACHE.get(headers_in)
+    except TypeError:  # unhashable (a map inside): not a valid header list anyway
+        headers = None
+    if headers is None:
+        headers = _check_headers(headers_in)
+        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and len(raw) < _HEADER_CACHE_MAX_BYTES:
+            _HEADER_CACHE[headers_in] = headers
     body = data.get("body", b"")
-    if body is None:
-        body = b""
-    elif isinstance(body, str):
+    if type(body) is bytes:
+        pass
+    elif type(body) is str:
         body = body.encode("utf-8")
-    elif not isinstance(body, (bytes, bytearray)):
+    elif body is None:
+        body = b""
+    else:
         raise BadResponse(f"response body must be bin or str, got {type(body).__name__}")
-    return Response(status=status, headers=tuple(headers), body=bytes(body))
+    return Response(status, headers, body)
 
 
 def call(native: NativeCall, request_bytes: bytes, max_response_bytes: int) -> Response:
