@@ -13,6 +13,17 @@ from wasmhost.models import Request
 HELLO = Request(method="GET", path="/", script_name="/fn/hello")
 
 
+@pytest.fixture(params=["c", "ctypes"])
+def host(request, tmp_path):
+    """Every test here runs on both invocation paths: the C fast path and ctypes."""
+    from .conftest import small_settings
+    with Host(small_settings(tmp_path / "data", fastpath=request.param == "c")) as h:
+        if request.param == "c" and h.sandbox.path != "c":
+            pytest.fail("the C fast path is not built: run `make install` (it needs gcc and Python headers)")
+        assert h.sandbox.path == request.param
+        yield h
+
+
 def deploy(host: Host, wasm, module: str, name: str | None = None, **kwargs):
     name = name or module.split("/")[-1].replace("_", "-")
     host.deploy(name, wasm(module), **kwargs)

@@ -54,6 +54,7 @@ _call_unchecked = _fn("wasmtime_func_call_unchecked", P, P, P, P, c_size_t, P)
 _memory_data = _fn("wasmtime_memory_data", P, P, P)
 _memory_data_size = _fn("wasmtime_memory_data_size", c_size_t, P, P)
 _caller_context = _fn("wasmtime_caller_context", P, P)
+_context_get_data = _fn("wasmtime_context_get_data", P, P)
 _caller_export_get = _fn("wasmtime_caller_export_get", c_bool, P, c_char_p, c_size_t, P)
 _trap_new = _fn("wasmtime_trap_new", P, c_char_p, c_size_t)
 _error_delete = _fn("wasmtime_error_delete", None, P)
@@ -116,12 +117,11 @@ class _Scratch(ctypes.Structure):
         ("args", capi.wasmtime_val_raw_t * 4),
         ("trap", c_void_p),
         ("fuel", c_uint64),
-        ("vec", capi.wasm_byte_vec_t),
     ]
 
 
 class _ScratchAddrs:
-    __slots__ = ("buf", "instance", "externs", "args", "trap", "fuel", "vec")
+    __slots__ = ("buf", "instance", "externs", "args", "trap", "fuel")
 
     def __init__(self) -> None:
         self.buf = _Scratch()
@@ -131,7 +131,6 @@ class _ScratchAddrs:
         self.args = base + _Scratch.args.offset
         self.trap = base + _Scratch.trap.offset
         self.fuel = base + _Scratch.fuel.offset
-        self.vec = base + _Scratch.vec.offset
 
 
 _local = threading.local()
@@ -155,8 +154,8 @@ class NativeCall:
 
     __slots__ = ("store", "ctx", "s", "fuel", "_slot")
 
-    def __init__(self, engine_ptr: int, fuel: int, memory_bytes: int, deadline_ticks: int) -> None:
-        self.store = _store_new(engine_ptr, None, None)
+    def __init__(self, engine_ptr: int, key: int, fuel: int, memory_bytes: int, deadline_ticks: int) -> None:
+        self.store = _store_new(engine_ptr, key, None)  # store data = the host functions' state key
         self.ctx = ctx = _store_context(self.store)
         self.s = _scratch()
         self.fuel = fuel
@@ -168,25 +167,9 @@ class NativeCall:
             raise _fault_from(error, None, "setup")
         _set_epoch_deadline(ctx, deadline_ticks)
 
-    @property
-    def key(self) -> int:
-        """The store context's address: the key of per-invocation host state."""
-        return self.ctx
-
-    def set_wasi(self, argv: Sequence[bytes], env: Sequence[tuple[bytes, bytes]], stdin: bytes) -> None:
-        """A locked-down WASI context: no preopens, no host env, stdin from bytes."""
-        config = _wasi_config_new()
-        argv_arr = (c_char_p * len(argv))(*argv)
-        _wasi_set_argv(config, len(argv), ctypes.addressof(argv_arr))
-        if env:
-            names = (c_char_p * len(env))(*(k for k, _ in env))
-            values = (c_char_p * len(env))(*(v for _, v in env))
-            _wasi_set_env(config, len(env), ctypes.addressof(names), ctypes.addressof(values))
-        if stdin:
-            buf = (c_uint8 * len(stdin)).from_buffer_copy(stdin)
-            _byte_vec_new(self.s.vec, len(stdin), ctypes.addressof(buf))
-            _wasi_set_stdin_bytes(config, self.s.vec)  # takes ownership of the vec's bytes
-        error = _set_wasi(self.ctx, config)  # takes ownership of config
+    def set_wasi(self, config: int) -> None:
+        """Attach a config from `wasi_config()`; the store takes ownership of it."""
+        error = _set_wasi(self.ctx, config)
         if error:
             raise _fault_from(error, None, "instantiate")
 
@@ -238,6 +221,30 @@ class NativeCall:
             self.ctx = None
 
 
+def wasi_config(argv: Sequence[bytes], env: Sequence[tuple[bytes, bytes]], stdin: bytes) -> int:
+    """A locked-down WASI config: no preopens, no host env, no sockets, stdin from bytes,
+    stdout/stderr unset (our fd_write host function captures them). The caller must
+    hand it to a store (which takes ownership) or free it with `free_wasi_config`."""
+    config = _wasi_config_new()
+    argv_arr = (c_char_p * len(argv))(*argv)
+    _wasi_set_argv(config, len(argv), ctypes.addressof(argv_arr))
+    if env:
+        names = (c_char_p * len(env))(*(k for k, _ in env))
+        values = (c_char_p * len(env))(*(v for _, v in env))
+        _wasi_set_env(config, len(env), ctypes.addressof(names), ctypes.addressof(values))
+    if stdin:
+        buf = (c_uint8 * len(stdin)).from_buffer_copy(stdin)
+        vec = capi.wasm_byte_vec_t()
+        _byte_vec_new(ctypes.addressof(vec), len(stdin), ctypes.addressof(buf))
+        _wasi_set_stdin_bytes(config, ctypes.addressof(vec))  # takes ownership of the vec's bytes
+    return config
+
+
+def fault_from(error: int, trap: int, during: str) -> GuestFault:
+    """Public form of the error/trap conversion, for the C fast path's results."""
+    return _fault_from(error or None, trap or None, during)
+
+
 def set_i32(args: int, index: int, value: int) -> None:
     _i32_at(args + _VAL * index).value = value
 
@@ -271,13 +278,14 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
     def callback(_env: int, caller: int, args: int, _nargs: int) -> int:
         try:
             ctx = _caller_context(caller)
+            key = _context_get_data(ctx) or 0
             slot = _scratch().externs + 32 * 3  # slot 3 is never used by NativeCall.export
             if _caller_export_get(caller, b"memory", 6, slot) and c_uint8.from_address(slot).value == EXTERN_MEMORY:
                 mem = slot + _OF
                 addr, size = _memory_data(ctx, mem) or 0, _memory_data_size(ctx, mem)
             else:
                 addr, size = 0, 0
-            message = body(ctx, addr, size, args)
+            message = body(key, addr, size, args)
         except BaseException as exc:  # noqa: BLE001 - must never propagate into wasmtime
             message = f"{label}: {type(exc).__name__}"
         if message is None:
@@ -292,6 +300,34 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
     if error:
         raise _fault_from(error, None, "setup")
     return cb
+
+
+# ---- the C fast path (wasmhost/_fastpath.c) ------------------------------------------
+
+FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
+    "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_delete", "wasmtime_store_limiter",
+    "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
+    "wasmtime_context_set_wasi", "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
+    "wasmtime_func_call_unchecked", "wasmtime_memory_data", "wasmtime_memory_data_size",
+    "wasmtime_error_delete", "wasi_config_delete",
+)
+
+
+def load_fastpath() -> Any:
+    """The compiled fast path, initialised with wasmtime's function addresses, or
+    None when it was not built (then native.NativeCall does the same via ctypes)."""
+    try:
+        from . import _fastpath  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    addresses = tuple(ctypes.cast(getattr(capi.dll, name), c_void_p).value for name in FASTPATH_FUNCTIONS)
+    sizes = (ctypes.sizeof(capi.wasmtime_instance_t), ctypes.sizeof(capi.wasmtime_extern_t),
+             ctypes.sizeof(capi.wasmtime_val_raw_t))
+    try:
+        _fastpath.init(addresses, sizes)
+    except (RuntimeError, ValueError):
+        return None
+    return _fastpath
 
 
 def read_memory(addr: int, size: int, ptr: int, length: int) -> bytes | None:

@@ -2,92 +2,177 @@
 run through the guest interface; classify the outcome; discard everything.
 
 Nothing survives a call: the Store (and with it the instance and its memory)
-is deleted in `finally`, whatever happened.
+is deleted before `run` returns, whatever happened. Two interchangeable paths
+do the wasmtime part: the compiled `_fastpath` (one C call with the GIL
+released) and `native.NativeCall` (the same steps through ctypes), used when
+the extension is not built or `Settings.fastpath` is off.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from typing import Any
 
 from .abi import handler, wagi
 from .abi.hostcalls import STATES, CallState
 from .cache import PreparedModule
 from .engine import WasmEngine
-from .errors import (BadResponse, FuelExhausted, GuestError, InternalError, InvalidModule, MemoryLimit,
-                     NonZeroExit, Overloaded, Timeout, TooLarge, Trap, WasmhostError)
+from .errors import (BadResponse, FuelExhausted, InternalError, InvalidModule, MemoryLimit, NonZeroExit,
+                     Overloaded, Timeout, TooLarge, Trap, WasmhostError)
 from .models import FunctionVersion, Invocation, Request, Route, Tier, Timings
-from .native import EXTERN_MEMORY, GuestFault, NativeCall
+from .native import EXTERN_MEMORY, GuestFault, NativeCall, fault_from, load_fastpath, wasi_config
 from .settings import MIB, Settings
 
 log = logging.getLogger("wasmhost.sandbox")
+
+# Outcomes of _fastpath (see _fastpath.c).
+OK, FAULT_INSTANTIATE, FAULT_RUN, ALLOC_OUT_OF_BOUNDS, RESPONSE_TOO_LARGE, RESPONSE_OUT_OF_BOUNDS, \
+    MISSING_EXPORT = range(7)
+MISSING_NAMES = ("wasmhost_alloc", "wasmhost_handle", "memory", "entry point", "_initialize")
+
+_keys = itertools.count(1)  # per-invocation keys for host-function state (never 0)
+_fastpath = load_fastpath()
 
 
 class Sandbox:
     def __init__(self, wasm: WasmEngine, settings: Settings) -> None:
         self.wasm = wasm
         self.settings = settings
+        self.fast = _fastpath if settings.fastpath else None
+
+    @property
+    def path(self) -> str:
+        return "c" if self.fast is not None else "ctypes"
 
     def run(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
             tier: Tier = "memory", load_seconds: float = 0.0) -> Invocation:
         """Run `request` through a fresh instance; never raises for guest faults."""
-        settings, limits = self.settings, version.limits
-        timings = Timings(load=load_seconds)
-        result = Invocation(version.name, version.version, tier, timings)
+        settings = self.settings
+        result = Invocation(version.name, version.version, tier, Timings(load=load_seconds))
         state = CallState(settings.max_log_bytes, settings.max_response_bytes,
                           capture_stdout=version.abi == "wagi")
-        memory_cap = limits.memory_mb * MIB
-        t0 = time.perf_counter()
-        native = NativeCall(self.wasm.ptr, limits.fuel, memory_cap, self.wasm.deadline_ticks(limits.timeout_ms))
-        STATES[native.key] = state
-        phase = "instantiate"
+        key = next(_keys)
+        STATES[key] = state
         try:
             if version.abi == "wagi":
                 argv, env, export = wagi.wasi_inputs(request, version)
-                native.set_wasi(argv, env, request.body)
-            elif prepared.uses_wasi:
-                native.set_wasi([version.name.encode()], [], b"")
-            native.instantiate(prepared.pre_ptr)
-            t1 = time.perf_counter()
-            timings.instantiate = t1 - t0
-            phase = "run"
-            if version.abi == "wagi":
-                wagi.run_export(native, export)
-                result.response = wagi.output_response(state, settings.max_response_bytes)
+                wasi = wasi_config(argv, env, request.body)
             else:
-                if prepared.has_initialize:
-                    wagi.run_export(native, "_initialize")
-                body = handler.encode_request(request, version.config)
-                result.response = handler.call(native, body, settings.max_response_bytes)
-            timings.run = time.perf_counter() - t1
-        except GuestFault as fault:
-            result.error = self._classify(fault, native, state, version, memory_cap)
+                export = ""
+                wasi = wasi_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
+            if self.fast is not None:
+                self._run_fast(prepared, version, request, state, key, wasi, export, result)
+            else:
+                self._run_ctypes(prepared, version, request, state, key, wasi, export, result)
         except WasmhostError as exc:
             result.error = exc
         except Exception as exc:  # a bug of ours: keep the host alive, hide details from the client
             log.exception("internal error running %s@%s", version.name, version.version)
             result.error = InternalError(f"internal error while running the function ({type(exc).__name__})")
         finally:
-            if result.error is not None:
-                now = time.perf_counter()
-                if phase == "instantiate":
-                    timings.instantiate = now - t0
-                else:
-                    timings.run = now - t0 - timings.instantiate
-            result.fuel_used = native.fuel_used()
-            STATES.pop(native.key, None)
-            native.close()
+            STATES.pop(key, None)
+        if result.error is not None:
+            result.response = None
         result.logs = state.log_lines()
         result.logs_truncated = state.log_truncated
-        timings.total = load_seconds + timings.instantiate + timings.run
+        t = result.timings
+        t.total = t.load + t.instantiate + t.run
         return result
 
-    def _classify(self, fault: GuestFault, native: NativeCall, state: CallState,
-                  version: FunctionVersion, memory_cap: int) -> GuestError | WasmhostError:
+    # ---- the two ways to do the wasmtime part ------------------------------------------
+
+    def _run_fast(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
+                  state: CallState, key: int, wasi: int, export: str, result: Invocation) -> None:
+        limits, fast = version.limits, self.fast
+        assert fast is not None
+        memory_cap = limits.memory_mb * MIB
+        ticks = self.wasm.deadline_ticks(limits.timeout_ms)
+        if version.abi == "wagi":
+            out = fast.call_export(self.wasm.ptr, prepared.pre_ptr, key, limits.fuel, memory_cap, ticks,
+                                   wasi, export.encode())
+        else:
+            body = handler.encode_request(request, version.config)
+            out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, key, limits.fuel, memory_cap, ticks,
+                                    wasi, prepared.has_initialize, body, self.settings.max_response_bytes)
+        outcome, a, b, c, result.fuel_used, inst_ns, run_ns = out
+        result.timings.instantiate = inst_ns / 1e9
+        result.timings.run = run_ns / 1e9
+        if outcome == OK:
+            if version.abi == "wagi":
+                result.response = wagi.output_response(state, self.settings.max_response_bytes)
+            else:
+                result.response = handler.decode_response(a)
+        elif outcome in (FAULT_INSTANTIATE, FAULT_RUN):
+            fault = fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run")
+            if version.abi == "wagi" and fault.exit_code == 0 and fault.during == "run":
+                result.response = wagi.output_response(state, self.settings.max_response_bytes)
+            else:
+                result.error = self.classify(fault, state, version, c)
+        elif outcome == ALLOC_OUT_OF_BOUNDS:
+            raise BadResponse(f"wasmhost_alloc({len(request.body)}+) returned {a}, outside linear memory ({b} bytes)")
+        elif outcome == RESPONSE_TOO_LARGE:
+            raise self._too_large(a)
+        elif outcome == RESPONSE_OUT_OF_BOUNDS:
+            raise BadResponse(f"response pointer {a} + length {b} is outside linear memory ({c} bytes)")
+        elif outcome == MISSING_EXPORT:
+            raise BadResponse(f"the module has no usable export {MISSING_NAMES[a]!r}")
+        else:  # pragma: no cover - _fastpath returns only the outcomes above
+            raise InternalError(f"unknown fast-path outcome {outcome}")
+
+    def _run_ctypes(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
+                    state: CallState, key: int, wasi: int, export: str, result: Invocation) -> None:
+        limits, timings = version.limits, result.timings
+        t0 = time.perf_counter()
+        native = NativeCall(self.wasm.ptr, key, limits.fuel, limits.memory_mb * MIB,
+                            self.wasm.deadline_ticks(limits.timeout_ms))
+        phase = "instantiate"
+        try:
+            if wasi:
+                native.set_wasi(wasi)
+            native.instantiate(prepared.pre_ptr)
+            t1 = time.perf_counter()
+            timings.instantiate = t1 - t0
+            phase = "run"
+            if version.abi == "wagi":
+                try:
+                    wagi.run_export(native, export)
+                finally:
+                    timings.run = time.perf_counter() - t1
+                result.response = wagi.output_response(state, self.settings.max_response_bytes)
+            else:
+                if prepared.has_initialize:
+                    wagi.run_export(native, "_initialize")
+                body = handler.encode_request(request, version.config)
+                result.response = handler.call(native, body, self.settings.max_response_bytes)
+                timings.run = time.perf_counter() - t1
+        except GuestFault as fault:
+            if phase == "instantiate":
+                timings.instantiate = time.perf_counter() - t0
+            elif not timings.run:
+                timings.run = time.perf_counter() - t0 - timings.instantiate
+            # Only an instantiated store may be asked for exports: wasmtime aborts the
+            # process when given an instance handle from another store.
+            memory_size = self._memory_size(native) if phase == "run" else None
+            result.error = self.classify(fault, state, version, memory_size)
+        finally:
+            result.fuel_used = native.fuel_used()
+            native.close()
+
+    # ---- classification -----------------------------------------------------------------
+
+    def _too_large(self, size: int) -> TooLarge:
+        limit = self.settings.max_response_bytes
+        return TooLarge(f"response of {size} bytes exceeds the limit of {limit} bytes", limit=limit)
+
+    def classify(self, fault: GuestFault, state: CallState, version: FunctionVersion,
+                 memory_size: int | None) -> WasmhostError:
+        """Name what went wrong, from the trap code, the exit status and what we saw."""
         limits = version.limits
         if state.stdout_overflow:
-            return TooLarge(f"output exceeds the response limit of {self.settings.max_response_bytes} bytes",
-                            limit=self.settings.max_response_bytes)
+            limit = self.settings.max_response_bytes
+            return TooLarge(f"output exceeds the response limit of {limit} bytes", limit=limit)
         code = fault.trap_code
         if code == "out_of_fuel":
             return FuelExhausted(f"the function used all of its {limits.fuel} units of fuel", fuel=limits.fuel)
@@ -107,8 +192,8 @@ class Sandbox:
                 return Overloaded("no free instance slot in the pool; retry shortly", retry_after=1)
             if code is None:
                 return Trap(f"instantiation failed: {text}", trap_code=None)
-        used = self._memory_size(native)
-        if code is not None and used is not None and used >= memory_cap - 65536:
+        cap = limits.memory_mb * MIB
+        if code is not None and memory_size is not None and memory_size >= cap - 65536:
             return MemoryLimit(f"the function reached its {limits.memory_mb} MiB memory cap and then "
                                f"trapped ({fault.message})", memory_mb=limits.memory_mb, trap_code=code)
         return Trap(fault.message, trap_code=code)
@@ -120,24 +205,28 @@ class Sandbox:
         except GuestFault:
             return None
 
+    # ---- deploy-time helper -------------------------------------------------------------
+
     def collect_routes(self, prepared: PreparedModule, version: FunctionVersion) -> tuple[Route, ...]:
         """Run a WAGI module's `_routes` export once (at deploy) and parse what it prints."""
         limits = version.limits
         state = CallState(self.settings.max_log_bytes, 256 * 1024, capture_stdout=True)
-        native = NativeCall(self.wasm.ptr, limits.fuel, limits.memory_mb * MIB,
+        key = next(_keys)
+        STATES[key] = state
+        native = NativeCall(self.wasm.ptr, key, limits.fuel, limits.memory_mb * MIB,
                             self.wasm.deadline_ticks(limits.timeout_ms))
-        STATES[native.key] = state
         try:
-            native.set_wasi([b"_routes"], [], b"")
+            native.set_wasi(wasi_config([b"_routes"], [], b""))
             native.instantiate(prepared.pre_ptr)
             wagi.run_export(native, "_routes")
         except GuestFault as fault:
             raise InvalidModule(f"the module's _routes export failed: {fault.message}") from None
         finally:
-            STATES.pop(native.key, None)
+            STATES.pop(key, None)
             native.close()
-        return wagi.routes_from_output(state, prepared_exports(prepared))
+        return wagi.routes_from_output(state, frozenset(exp.name for exp in prepared.module.exports))
 
 
-def prepared_exports(prepared: PreparedModule) -> frozenset[str]:
-    return frozenset(exp.name for exp in prepared.module.exports)
+def describe_paths() -> dict[str, Any]:
+    return {"fastpath_built": _fastpath is not None}
+

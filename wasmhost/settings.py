@@ -44,6 +44,8 @@ class Settings:
     pool_keep_resident_bytes: int = 64 * 1024
     max_wasm_stack: int = 512 * 1024
     epoch_tick_ms: int = 10
+    # Run invocations through the compiled C fast path when it is built (else ctypes).
+    fastpath: bool = True
 
     def default_limits(self) -> Limits:
         return Limits(self.default_fuel, self.default_timeout_ms, self.default_memory_mb)

@@ -1,0 +1,296 @@
+/*
+ * wasmhost._fastpath: one invocation in one call from Python.
+ *
+ * Why: every ctypes call costs ~0.75 us on these machines, and a fresh-instance
+ * handler call needs about twenty of them (store, limits, fuel, deadline,
+ * instantiate, three exports, two calls, memory reads and writes, fuel, delete).
+ * Here the whole sequence runs in C with the GIL released once; Python keeps
+ * the decisions (classification, decoding, host functions).
+ *
+ * This file does not link against wasmtime: Python hands it the addresses of
+ * the C API functions from the library wasmtime-py already loaded (init()), and
+ * the sizes of the structs it relies on, which init() checks. If the extension
+ * cannot be built or loaded, wasmhost/native.py does the same through ctypes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct { uint64_t store_id; size_t private_; } instance_t;               /* wasmtime_instance_t */
+typedef struct { uint8_t kind; uint8_t pad[7]; uint64_t of[3]; } extern_t;      /* wasmtime_extern_t */
+typedef union { int32_t i32; int64_t i64; uint8_t v128[16]; } val_raw_t;         /* wasmtime_val_raw_t */
+
+enum { EXTERN_FUNC = 0, EXTERN_MEMORY = 3 };
+
+/* Outcomes; Python (sandbox.py) turns them into classified errors. */
+enum {
+    OK = 0,
+    FAULT_INSTANTIATE = 1,  /* a = error ptr, b = trap ptr */
+    FAULT_RUN = 2,          /* a = error ptr, b = trap ptr, c = memory size at the fault */
+    ALLOC_OUT_OF_BOUNDS = 3,/* a = returned ptr, b = memory size */
+    RESPONSE_TOO_LARGE = 4, /* a = declared length */
+    RESPONSE_OUT_OF_BOUNDS = 5, /* a = ptr, b = length, c = memory size */
+    MISSING_EXPORT = 6,     /* a = which (0 alloc, 1 handle, 2 memory, 3 entry, 4 _initialize) */
+};
+
+static struct {
+    void *(*store_new)(void *engine, void *data, void (*finalizer)(void *));
+    void *(*store_context)(void *store);
+    void (*store_delete)(void *store);
+    void (*store_limiter)(void *store, int64_t memory_size, int64_t table_elements,
+                          int64_t instances, int64_t tables, int64_t memories);
+    void *(*set_fuel)(void *ctx, uint64_t fuel);
+    void *(*get_fuel)(void *ctx, uint64_t *fuel);
+    void (*set_epoch_deadline)(void *ctx, uint64_t ticks);
+    void *(*set_wasi)(void *ctx, void *wasi_config);
+    void *(*instantiate_pre)(void *pre, void *ctx, instance_t *out, void **trap);
+    bool (*export_get)(void *ctx, const instance_t *instance, const char *name, size_t len, extern_t *out);
+    void *(*call_unchecked)(void *ctx, const void *func, val_raw_t *args, size_t nargs, void **trap);
+    uint8_t *(*memory_data)(void *ctx, const void *memory);
+    size_t (*memory_data_size)(void *ctx, const void *memory);
+    void (*error_delete)(void *error);
+    void (*wasi_config_delete)(void *config);
+} api;
+static int ready = 0;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static PyObject *fp_init(PyObject *self, PyObject *args) {
+    PyObject *table;
+    unsigned long long sizes[3];
+    if (!PyArg_ParseTuple(args, "O!(KKK)", &PyTuple_Type, &table, &sizes[0], &sizes[1], &sizes[2]))
+        return NULL;
+    if (sizes[0] != sizeof(instance_t) || sizes[1] != sizeof(extern_t) || sizes[2] != sizeof(val_raw_t)) {
+        PyErr_SetString(PyExc_RuntimeError, "wasmtime struct sizes differ from what _fastpath was written for");
+        return NULL;
+    }
+    const Py_ssize_t n = sizeof(api) / sizeof(void *);
+    if (PyTuple_GET_SIZE(table) != n) {
+        PyErr_Format(PyExc_ValueError, "expected %zd function addresses", n);
+        return NULL;
+    }
+    void **slots = (void **)&api;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        void *p = PyLong_AsVoidPtr(PyTuple_GET_ITEM(table, i));
+        if (p == NULL) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "function address %zd is NULL", i);
+            return NULL;
+        }
+        slots[i] = p;
+    }
+    ready = 1;
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    void *store, *ctx;
+    instance_t instance;
+    extern_t memory;
+    bool has_memory;
+} call_t;
+
+/* Store with fuel, memory cap, deadline and (optionally) WASI; returns 0 or an error ptr. */
+static void *open_store(call_t *c, void *engine, void *key, uint64_t fuel, int64_t memory_bytes,
+                        uint64_t ticks, void *wasi) {
+    c->store = api.store_new(engine, key, NULL);
+    c->ctx = api.store_context(c->store);
+    c->has_memory = false;
+    /* One memory, one table, one instance: enough for any core module we accept. */
+    api.store_limiter(c->store, memory_bytes, 100000, 1, 1, 1);
+    void *err = api.set_fuel(c->ctx, fuel);
+    api.set_epoch_deadline(c->ctx, ticks);
+    if (wasi != NULL) {
+        void *werr = api.set_wasi(c->ctx, wasi); /* takes ownership of the config */
+        if (err == NULL) err = werr; else if (werr) api.error_delete(werr);
+    }
+    return err;
+}
+
+static uint64_t close_store(call_t *c, uint64_t fuel) {
+    uint64_t left = 0;
+    void *err = api.get_fuel(c->ctx, &left);
+    if (err) { api.error_delete(err); left = 0; }
+    api.store_delete(c->store);
+    return fuel - left;
+}
+
+static bool find(call_t *c, const char *name, size_t len, uint8_t kind, extern_t *out) {
+    return api.export_get(c->ctx, &c->instance, name, len, out) && out->kind == kind;
+}
+
+static size_t memory_size(call_t *c) {
+    if (!c->has_memory) {
+        if (!find(c, "memory", 6, EXTERN_MEMORY, &c->memory)) return 0;
+        c->has_memory = true;
+    }
+    return api.memory_data_size(c->ctx, &c->memory.of);
+}
+
+/* Instantiate and call `name` (a () -> () export); used by WAGI and _initialize. */
+static int run_export(call_t *c, const char *name, size_t len, void **err, void **trap) {
+    extern_t func;
+    if (!find(c, name, len, EXTERN_FUNC, &func)) return MISSING_EXPORT;
+    val_raw_t args[1];
+    *err = api.call_unchecked(c->ctx, &func.of, args, 0, trap);
+    return (*err || *trap) ? FAULT_RUN : OK;
+}
+
+/* call_handler(engine, pre, key, fuel, memory_bytes, ticks, wasi, initialize, request, max_response)
+ * -> (outcome, response_or_a, b, c, fuel_used, instantiate_ns, run_ns) */
+static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
+    unsigned long long engine, pre, key, fuel, ticks, wasi, max_response;
+    long long memory_bytes;
+    int initialize;
+    Py_buffer request;
+    if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
+    if (!PyArg_ParseTuple(args, "KKKKLKKpy*K", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
+                          &initialize, &request, &max_response))
+        return NULL;
+    call_t c;
+    int outcome = OK;
+    unsigned long long a = 0, b = 0, cc = 0;
+    int64_t t0, t1 = 0, t2 = 0;
+    uint32_t out_ptr = 0, out_len = 0;
+    uint8_t *base = NULL;
+    void *err = NULL, *trap = NULL;
+
+    Py_BEGIN_ALLOW_THREADS
+    t0 = now_ns();
+    err = open_store(&c, (void *)engine, (void *)key, fuel, memory_bytes, ticks, (void *)wasi);
+    if (err == NULL) err = api.instantiate_pre((void *)pre, c.ctx, &c.instance, &trap);
+    t1 = now_ns();
+    if (err || trap) {
+        outcome = FAULT_INSTANTIATE;
+    } else {
+        extern_t alloc, handle;
+        if (initialize && (outcome = run_export(&c, "_initialize", 11, &err, &trap)) != OK) {
+            if (outcome == MISSING_EXPORT) a = 4;
+        } else if (!find(&c, "wasmhost_alloc", 14, EXTERN_FUNC, &alloc)) {
+            outcome = MISSING_EXPORT; a = 0;
+        } else if (!find(&c, "wasmhost_handle", 15, EXTERN_FUNC, &handle)) {
+            outcome = MISSING_EXPORT; a = 1;
+        } else if (!find(&c, "memory", 6, EXTERN_MEMORY, &c.memory)) {
+            outcome = MISSING_EXPORT; a = 2;
+        } else {
+            c.has_memory = true;
+            val_raw_t v[2];
+            v[0].i32 = (int32_t)request.len;
+            err = api.call_unchecked(c.ctx, &alloc.of, v, 2, &trap);
+            if (err || trap) {
+                outcome = FAULT_RUN;
+            } else {
+                uint32_t ptr = (uint32_t)v[0].i32;
+                size_t size = api.memory_data_size(c.ctx, &c.memory.of);
+                if ((uint64_t)ptr + (uint64_t)request.len > size) {
+                    outcome = ALLOC_OUT_OF_BOUNDS; a = ptr; b = size;
+                } else {
+                    base = api.memory_data(c.ctx, &c.memory.of);
+                    memcpy(base + ptr, request.buf, (size_t)request.len);
+                    v[0].i32 = (int32_t)ptr;
+                    v[1].i32 = (int32_t)request.len;
+                    err = api.call_unchecked(c.ctx, &handle.of, v, 2, &trap);
+                    if (err || trap) {
+                        outcome = FAULT_RUN;
+                    } else {
+                        uint64_t packed = (uint64_t)v[0].i64;
+                        out_ptr = (uint32_t)(packed >> 32);
+                        out_len = (uint32_t)(packed & 0xFFFFFFFFu);
+                        size = api.memory_data_size(c.ctx, &c.memory.of);
+                        base = api.memory_data(c.ctx, &c.memory.of);
+                        if (out_len > max_response) {
+                            outcome = RESPONSE_TOO_LARGE; a = out_len;
+                        } else if ((uint64_t)out_ptr + out_len > size) {
+                            outcome = RESPONSE_OUT_OF_BOUNDS; a = out_ptr; b = out_len; cc = size;
+                        }
+                    }
+                }
+            }
+        }
+        if (outcome == FAULT_RUN) cc = memory_size(&c);
+    }
+    t2 = now_ns();
+    Py_END_ALLOW_THREADS
+
+    PyBuffer_Release(&request);
+    PyObject *response = NULL;
+    if (outcome == OK) {
+        response = PyBytes_FromStringAndSize((const char *)base + out_ptr, out_len);
+    }
+    uint64_t used;
+    Py_BEGIN_ALLOW_THREADS
+    used = close_store(&c, fuel);
+    Py_END_ALLOW_THREADS
+    if (outcome == OK && response == NULL) {  /* out of Python memory: free any fault and raise */
+        return NULL;
+    }
+    if (outcome == FAULT_INSTANTIATE || outcome == FAULT_RUN) {
+        a = (unsigned long long)(uintptr_t)err;
+        b = (unsigned long long)(uintptr_t)trap;
+    }
+    if (outcome == OK) {
+        return Py_BuildValue("(iNKKKLL)", outcome, response, b, cc, (unsigned long long)used,
+                             (long long)(t1 - t0), (long long)(t2 - t1));
+    }
+    return Py_BuildValue("(iKKKKLL)", outcome, a, b, cc, (unsigned long long)used,
+                         (long long)(t1 - t0), (long long)(t2 - t1));
+}
+
+/* call_export(engine, pre, key, fuel, memory_bytes, ticks, wasi, export)
+ * -> (outcome, a, b, c, fuel_used, instantiate_ns, run_ns) */
+static PyObject *fp_call_export(PyObject *self, PyObject *args) {
+    unsigned long long engine, pre, key, fuel, ticks, wasi;
+    long long memory_bytes;
+    const char *name;
+    Py_ssize_t name_len;
+    if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
+    if (!PyArg_ParseTuple(args, "KKKKLKKy#", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
+                          &name, &name_len))
+        return NULL;
+    call_t c;
+    int outcome = OK;
+    unsigned long long a = 0, b = 0, cc = 0;
+    int64_t t0, t1, t2;
+    void *err = NULL, *trap = NULL;
+    uint64_t used;
+    Py_BEGIN_ALLOW_THREADS
+    t0 = now_ns();
+    err = open_store(&c, (void *)engine, (void *)key, fuel, memory_bytes, ticks, (void *)wasi);
+    if (err == NULL) err = api.instantiate_pre((void *)pre, c.ctx, &c.instance, &trap);
+    t1 = now_ns();
+    if (err || trap) {
+        outcome = FAULT_INSTANTIATE;
+    } else {
+        outcome = run_export(&c, name, (size_t)name_len, &err, &trap);
+        if (outcome == MISSING_EXPORT) a = 3;
+        if (outcome == FAULT_RUN) cc = memory_size(&c);
+    }
+    t2 = now_ns();
+    used = close_store(&c, fuel);
+    Py_END_ALLOW_THREADS
+    if (outcome == FAULT_INSTANTIATE || outcome == FAULT_RUN) {
+        a = (unsigned long long)(uintptr_t)err;
+        b = (unsigned long long)(uintptr_t)trap;
+    }
+    return Py_BuildValue("(iKKKKLL)", outcome, a, b, cc, (unsigned long long)used,
+                         (long long)(t1 - t0), (long long)(t2 - t1));
+}
+
+static PyMethodDef methods[] = {
+    {"init", fp_init, METH_VARARGS, "init(addresses, (sizeof instance, extern, val_raw))"},
+    {"call_handler", fp_call_handler, METH_VARARGS, "One fresh-instance call of a handler module."},
+    {"call_export", fp_call_export, METH_VARARGS, "One fresh-instance run of a () -> () export."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath",
+                                    "One wasm invocation per Python call (see _fastpath.c).", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
