@@ -104,6 +104,11 @@ class WasmEngine:
         self._ticker = threading.Thread(target=tick, name="wasmhost-epoch", daemon=True)
         self._ticker.start()
 
+    @property
+    def ticking(self) -> bool:
+        """Whether the epoch ticker runs (without it no deadline would ever fire)."""
+        return self._ticker is not None and self._ticker.is_alive()
+
     def deadline_ticks(self, timeout_ms: int) -> int:
         """Epoch ticks for a timeout: rounded up, plus one because the first
         tick can come at any moment after the Store is made."""

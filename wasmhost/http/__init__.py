@@ -1,0 +1,1 @@
+"""The HTTP face of wasmhost: a Starlette app around one `Host` (DESIGN §6)."""

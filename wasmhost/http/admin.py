@@ -1,0 +1,175 @@
+"""The admin API: `/v1/functions` (deploy, list, get, patch, rollback, delete, logs).
+
+Deploys compile modules (up to seconds for a large one), so they and every other
+registry write run on Starlette's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import BadRequest, TooLarge
+from ..host import Host
+from ..logstore import LogStore
+from ..registry import validate_name
+from .auth import AdminAuth
+from .invoke import read_body
+from .metrics import Metrics
+
+LIMIT_KEYS = ("fuel", "timeout_ms", "memory_mb")
+MAX_JSON_BYTES = 256 * 1024
+RAW_WASM_TYPES = ("application/wasm", "application/octet-stream", "")
+
+
+def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be a JSON object")
+    return value
+
+
+def _limits_from(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str, Any]:
+    """Limits from query parameters, then from the JSON (top level or under "limits"), which win."""
+    limits: dict[str, Any] = {k: query[k] for k in LIMIT_KEYS if k in query}
+    nested = body.get("limits") or {}
+    if not isinstance(nested, dict):
+        raise BadRequest('"limits" must be an object with fuel, timeout_ms and/or memory_mb')
+    unknown = set(nested) - set(LIMIT_KEYS)
+    if unknown:
+        raise BadRequest(f"unknown limits {sorted(unknown)}; known limits are {', '.join(LIMIT_KEYS)}")
+    limits.update({k: body[k] for k in LIMIT_KEYS if k in body})
+    limits.update(nested)
+    return limits
+
+
+def _config_from(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    config = body.get("config", body.get("env"))
+    if config is not None and not isinstance(config, dict):
+        raise BadRequest('"config" must be an object of string variables')
+    return config
+
+
+class AdminApi:
+    def __init__(self, host: Host, auth: AdminAuth, metrics: Metrics, logs: LogStore) -> None:
+        self.host = host
+        self.auth = auth
+        self.metrics = metrics
+        self.logs = logs
+
+    async def deploy(self, request: Request) -> Response:
+        self.auth.check(request)
+        name = validate_name(request.path_params["name"])
+        wasm, options = await self._read_upload(request)
+        limits = _limits_from(request.query_params, options)
+        abi = options.get("abi", request.query_params.get("abi"))
+        entrypoint = options.get("entrypoint", request.query_params.get("entrypoint"))
+        for key, value in (("abi", abi), ("entrypoint", entrypoint)):
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f'"{key}" must be a string')
+        try:
+            deployment = await run_in_threadpool(
+                self.host.deploy, name, wasm, limits=limits, config=_config_from(options),
+                abi=abi, entrypoint=entrypoint)
+        except Exception:
+            self.metrics.deploys.labels("refused").inc()
+            raise
+        self.metrics.deploys.labels("ok").inc()
+        self.metrics.compile_seconds.inc(deployment.compile_seconds)
+        return JSONResponse(deployment.to_dict(), status_code=201,
+                            headers={"location": f"/v1/functions/{name}"})
+
+    async def _read_upload(self, request: Request) -> tuple[bytes, dict[str, Any]]:
+        """Raw `application/wasm`, or multipart with a `module` file and an optional `config` JSON part."""
+        limit = self.host.settings.max_module_bytes
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in RAW_WASM_TYPES:
+            return await read_body(request, limit), {}
+        if content_type != "multipart/form-data":
+            raise BadRequest(f"unsupported content type {content_type!r}: send application/wasm, or "
+                             "multipart/form-data with a 'module' file and an optional 'config' JSON part")
+        body = await read_body(request, limit + MAX_JSON_BYTES)
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=MAX_JSON_BYTES)
+        try:
+            module = form.get("module")
+            if not isinstance(module, UploadFile):
+                raise BadRequest("multipart upload needs a file part named 'module'")
+            wasm = await module.read()
+            if len(wasm) > limit:
+                raise TooLarge(f"module of {len(wasm)} bytes exceeds the limit of {limit} bytes", limit=limit)
+            config = form.get("config")
+            if isinstance(config, UploadFile):
+                config = (await config.read(MAX_JSON_BYTES + 1)).decode("utf-8", "replace")
+            return wasm, _json_object(config or "", "the 'config' part")
+        finally:
+            await form.close()
+
+    async def list(self, request: Request) -> Response:
+        self.auth.check(request)
+        infos = await run_in_threadpool(self.host.list)
+        return JSONResponse({"functions": [info.to_dict(with_versions=False) for info in infos]})
+
+    async def get(self, request: Request) -> Response:
+        self.auth.check(request)
+        info = await run_in_threadpool(self.host.get, request.path_params["name"])
+        return JSONResponse(info.to_dict())
+
+    async def patch(self, request: Request) -> Response:
+        self.auth.check(request)
+        name = validate_name(request.path_params["name"])
+        body = _json_object(await read_body(request, MAX_JSON_BYTES), "the request body")
+        limits = _limits_from(request.query_params, body)
+        version = await run_in_threadpool(self.host.update, name, limits=limits or None,
+                                          config=_config_from(body))
+        return JSONResponse(version.to_dict())
+
+    async def rollback(self, request: Request) -> Response:
+        self.auth.check(request)
+        name = validate_name(request.path_params["name"])
+        body = _json_object(await read_body(request, MAX_JSON_BYTES), "the request body")
+        raw = body.get("version", request.query_params.get("version"))
+        version: int | None = None
+        if raw is not None:
+            if isinstance(raw, bool) or not str(raw).isdigit():
+                raise BadRequest(f"version must be a positive integer, got {raw!r}"[:120])
+            version = int(raw)
+        fv = await run_in_threadpool(self.host.rollback, name, version)
+        return JSONResponse(fv.to_dict())
+
+    async def delete(self, request: Request) -> Response:
+        self.auth.check(request)
+        name = validate_name(request.path_params["name"])
+        await run_in_threadpool(self.host.delete, name)
+        await run_in_threadpool(self.logs.forget, name)
+        return Response(status_code=204)
+
+    async def invocation_logs(self, request: Request) -> Response:
+        self.auth.check(request)
+        name = validate_name(request.path_params["name"])
+        raw_limit = request.query_params.get("limit", "50")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            raise BadRequest("limit must be an integer from 1 to 1000")
+        await run_in_threadpool(self.host.get, name)  # 404 for an unknown function
+        records = await run_in_threadpool(self.logs.recent, name, int(raw_limit),
+                                          request.query_params.get("request_id"))
+        return JSONResponse({"function": name, "invocations": [r.to_dict() for r in records]})
+
+    async def info(self, request: Request) -> Response:
+        self.auth.check(request)
+        info = self.host.info()
+        info["auth"] = {"admin_token": self.auth.enabled}
+        return JSONResponse(info)

@@ -1,0 +1,95 @@
+"""The Starlette application: explicit composition of the routes around one Host."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import WasmhostError
+from ..host import Host
+from ..logstore import LogStore
+from ..settings import Settings
+from .admin import AdminApi
+from .auth import AdminAuth
+from .errors import on_http_exception, on_unexpected, on_wasmhost_error
+from .invoke import FunctionEndpoint
+from .metrics import Metrics
+from .openapi import INVOKE_METHODS, build_openapi
+from .ops import OpsApi
+from .pool import InvocationPool
+
+TOKEN_ENV = "WASMHOST_ADMIN_TOKEN"
+TOKEN_FILE_ENV = "WASMHOST_ADMIN_TOKEN_FILE"
+
+
+def create_app(host: Host, token: str | None) -> Starlette:
+    settings = host.settings
+    pool = InvocationPool(settings.max_concurrency, settings.max_queue)
+    metrics = Metrics()
+    logs = LogStore(Path(settings.data_dir) / "logs.sqlite3")
+    auth = AdminAuth(token)
+    admin = AdminApi(host, auth, metrics, logs)
+    ops = OpsApi(host, pool, metrics)
+    functions = FunctionEndpoint(host, pool, metrics, logs)
+    openapi = build_openapi()
+    invoke_methods = [m.upper() for m in INVOKE_METHODS]
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pool.shutdown()
+            logs.close()
+            host.close()
+
+    routes = [
+        Route("/healthz", ops.healthz, methods=["GET"]),
+        Route("/readyz", ops.readyz, methods=["GET"]),
+        Route("/metrics", ops.metrics_text, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/v1/info", admin.info, methods=["GET"]),
+        Route("/v1/functions", admin.list, methods=["GET"]),
+        Route("/v1/functions/{name}", admin.deploy, methods=["PUT"]),
+        Route("/v1/functions/{name}", admin.get, methods=["GET"]),
+        Route("/v1/functions/{name}", admin.patch, methods=["PATCH"]),
+        Route("/v1/functions/{name}", admin.delete, methods=["DELETE"]),
+        Route("/v1/functions/{name}/rollback", admin.rollback, methods=["POST"]),
+        Route("/v1/functions/{name}/logs", admin.invocation_logs, methods=["GET"]),
+        Route("/fn/{name}", functions.__call__, methods=invoke_methods),
+        Route("/fn/{name}/{path:path}", functions.__call__, methods=invoke_methods),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={WasmhostError: on_wasmhost_error, HTTPException: on_http_exception,
+                            Exception: on_unexpected},
+        lifespan=lifespan,
+    )
+    app.state.host = host
+    app.state.pool = pool
+    return app
+
+
+def read_token(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    """The admin token from WASMHOST_ADMIN_TOKEN or the file named by WASMHOST_ADMIN_TOKEN_FILE."""
+    token = environ.get(TOKEN_ENV, "").strip()
+    path = environ.get(TOKEN_FILE_ENV, "").strip()
+    if not token and path:
+        token = Path(path).read_text().strip()
+    return token or None
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn's factory: each worker process builds its own Host from WASMHOST_* variables."""
+    return create_app(Host(Settings.from_env()), read_token())

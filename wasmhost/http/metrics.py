@@ -1,0 +1,56 @@
+"""Prometheus metrics (prometheus_client).
+
+With several worker processes, `wasmhost serve` sets PROMETHEUS_MULTIPROC_DIR
+before the workers start, and /metrics aggregates every worker's figures
+through prometheus_client's multiprocess collector. In a single process without
+that variable, the metrics of this process are served.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import disable_created_metrics, multiprocess
+
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                   0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+disable_created_metrics()  # no *_created series: they double the output and nobody graphs them
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # In multiprocess mode values go to files; metrics must live in the default registry.
+        self.registry = None if MULTIPROCESS else CollectorRegistry()
+        kw = {"registry": self.registry} if self.registry is not None else {}
+        self.invocations = Counter("wasmhost_invocations_total", "Function invocations by outcome",
+                                   ["function", "outcome"], **kw)
+        self.duration = Histogram("wasmhost_invocation_duration_seconds",
+                                  "Host-side duration of an invocation (load + instantiate + run)",
+                                  ["function"], buckets=LATENCY_BUCKETS, **kw)
+        self.queue_wait = Histogram("wasmhost_queue_wait_seconds", "Time waiting for a worker thread",
+                                    buckets=LATENCY_BUCKETS, **kw)
+        self.tiers = Counter("wasmhost_cache_tier_total", "Invocations by the cache tier that served them",
+                             ["tier"], **kw)
+        self.compile_seconds = Counter("wasmhost_compile_seconds_total", "Seconds spent compiling modules", **kw)
+        self.deploys = Counter("wasmhost_deploys_total", "Deploys by outcome", ["outcome"], **kw)
+        self.in_flight = Gauge("wasmhost_invocations_in_flight", "Invocations running now",
+                               multiprocess_mode="livesum", **kw)
+        self.queue_depth = Gauge("wasmhost_queue_depth", "Invocations waiting for a worker thread",
+                                 multiprocess_mode="livesum", **kw)
+        self.rss = Gauge("wasmhost_process_resident_memory_bytes", "Resident memory of each worker process",
+                         multiprocess_mode="all", **kw)
+        self.overloaded = Counter("wasmhost_overloaded_total", "Calls refused because the pool was full", **kw)
+        self._process = psutil.Process()
+
+    def render(self) -> bytes:
+        self.rss.set(self._process.memory_info().rss)
+        if MULTIPROCESS:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        assert self.registry is not None
+        return generate_latest(self.registry)
