@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="also print tier, timings and fuel used")
     run.add_argument("-q", "--quiet", action="store_true", help="do not print the function's logs")
     run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve functions over HTTP (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--data", type=Path, help="data directory (default $WASMHOST_DATA or ./data)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the data directory")
+    serve.add_argument("--token-file", type=Path, help="file holding the admin token "
+                       "(or set WASMHOST_ADMIN_TOKEN)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback bind without an admin token")
+    serve.add_argument("--deploy-examples", nargs="?", const=Path("modules/build"), type=Path, metavar="DIR",
+                       help="deploy the example modules from DIR (default modules/build) before serving")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -129,6 +143,13 @@ def _print_invocation(inv: Invocation, args: argparse.Namespace, compile_seconds
         out.flush()
     sys.stdout.buffer.write(response.body)
     sys.stdout.flush()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+    return serve(host=args.host, port=args.port, data=args.data, workers=args.workers,
+                 token_file=args.token_file, insecure=args.insecure, examples=args.deploy_examples,
+                 log_level=args.log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
