@@ -113,6 +113,14 @@ static void *open_store(call_t *c, void *engine, void *key, uint64_t fuel, int64
     return err;
 }
 
+/* open_store + instantiate; returns FAULT_INSTANTIATE (err/trap set) or OK. */
+static int start(call_t *c, void *engine, void *pre, void *key, uint64_t fuel, int64_t memory_bytes,
+                 uint64_t ticks, void *wasi, void **err, void **trap) {
+    *err = open_store(c, engine, key, fuel, memory_bytes, ticks, wasi);
+    if (*err == NULL) *err = api.instantiate_pre(pre, c->ctx, &c->instance, trap);
+    return (*err || *trap) ? FAULT_INSTANTIATE : OK;
+}
+
 static uint64_t close_store(call_t *c, uint64_t fuel) {
     uint64_t left = 0;
     void *err = api.get_fuel(c->ctx, &left);
@@ -163,12 +171,10 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
 
     Py_BEGIN_ALLOW_THREADS
     t0 = now_ns();
-    err = open_store(&c, (void *)engine, (void *)key, fuel, memory_bytes, ticks, (void *)wasi);
-    if (err == NULL) err = api.instantiate_pre((void *)pre, c.ctx, &c.instance, &trap);
+    outcome = start(&c, (void *)engine, (void *)pre, (void *)key, fuel, memory_bytes, ticks, (void *)wasi,
+                    &err, &trap);
     t1 = now_ns();
-    if (err || trap) {
-        outcome = FAULT_INSTANTIATE;
-    } else {
+    if (outcome == OK) {
         extern_t alloc, handle;
         if (initialize && (outcome = run_export(&c, "_initialize", 11, &err, &trap)) != OK) {
             if (outcome == MISSING_EXPORT) a = 4;
@@ -261,12 +267,10 @@ static PyObject *fp_call_export(PyObject *self, PyObject *args) {
     uint64_t used;
     Py_BEGIN_ALLOW_THREADS
     t0 = now_ns();
-    err = open_store(&c, (void *)engine, (void *)key, fuel, memory_bytes, ticks, (void *)wasi);
-    if (err == NULL) err = api.instantiate_pre((void *)pre, c.ctx, &c.instance, &trap);
+    outcome = start(&c, (void *)engine, (void *)pre, (void *)key, fuel, memory_bytes, ticks, (void *)wasi,
+                    &err, &trap);
     t1 = now_ns();
-    if (err || trap) {
-        outcome = FAULT_INSTANTIATE;
-    } else {
+    if (outcome == OK) {
         outcome = run_export(&c, name, (size_t)name_len, &err, &trap);
         if (outcome == MISSING_EXPORT) a = 3;
         if (outcome == FAULT_RUN) cc = memory_size(&c);

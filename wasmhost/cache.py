@@ -149,18 +149,14 @@ class CompiledCache:
         """
         start = time.perf_counter()
         with self._lock:
-            prepared = self._lru.get(digest)
+            prepared = self._hit(digest)
             if prepared is not None:
-                self._lru.move_to_end(digest)
-                self.stats.memory += 1
                 return prepared, "memory", time.perf_counter() - start
             loading = self._loading.setdefault(digest, threading.Lock())
         with loading:  # one thread loads a digest; the others wait and hit memory
             with self._lock:
-                prepared = self._lru.get(digest)
+                prepared = self._hit(digest)
                 if prepared is not None:
-                    self._lru.move_to_end(digest)
-                    self.stats.memory += 1
                     return prepared, "memory", time.perf_counter() - start
             try:
                 prepared, tier = self._load(digest, shape)
@@ -171,6 +167,14 @@ class CompiledCache:
         with self._lock:
             setattr(self.stats, tier, getattr(self.stats, tier) + 1)
         return prepared, tier, time.perf_counter() - start
+
+    def _hit(self, digest: str) -> PreparedModule | None:
+        """A memory-tier lookup; the caller holds the lock."""
+        prepared = self._lru.get(digest)
+        if prepared is not None:
+            self._lru.move_to_end(digest)
+            self.stats.memory += 1
+        return prepared
 
     def _load(self, digest: str, shape: ModuleHints | None) -> tuple[PreparedModule, Tier]:
         found = self.load_artifact(digest)
