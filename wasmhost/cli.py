@@ -2,7 +2,9 @@
 
 `wasmhost run FILE.wasm` runs one module once, locally, through exactly the
 path a deployed function takes (deploy → cache → sandbox), so what works here
-works on a server.
+works on a server. `wasmhost serve` serves functions over HTTP; the client
+commands that talk to a server (deploy, invoke, ls, info, rm, rollback, logs)
+live in `cli_client.py` and are registered here.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="deploy the example modules from DIR (default modules/build) before serving")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
+
+    from .cli_client import add_client_commands  # here: cli_client imports this module's helpers
+    add_client_commands(sub)
     return parser
 
 
