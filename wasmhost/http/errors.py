@@ -43,7 +43,12 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own 404/405 (no such route, wrong method) in our JSON shape."""
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    body = {"error": {"code": code, "message": str(exc.detail)}}
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = f"no route for {request.url.path[:200]!r}; functions are called at /fn/<name>, see /openapi.json"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path[:200]!r}; see /openapi.json"
+    body = {"error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
