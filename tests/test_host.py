@@ -177,3 +177,27 @@ def test_fingerprint_covers_codegen_settings() -> None:
     assert fp(base) != fp(EngineConfig(max_wasm_stack=512 * 1024, pooling=True, pool_instances=8,
                                        max_memory_bytes=1 << 26, nan_canonicalization=True))
     assert fp(base) != fp(base, pooled=False)
+
+
+def test_garbage_collection_keeps_what_is_referenced(host: Host, wasm) -> None:
+    import os
+    import time as _time
+    host.deploy("keep", wasm("hello_handler"))
+    host.deploy("gone", wasm("hello_wagi"))
+    kept = host.registry.resolve("keep").digest
+    gone = host.registry.resolve("gone").digest
+    host.delete("gone")
+    assert host.collect_garbage(min_age_s=3600) == {"blobs": 0, "artifact_files": 0}  # too young to go
+    old = _time.time() - 7200
+    data = host.settings.data_dir
+    for path in list(data.rglob("*.wasm")) + list(data.rglob("*.cwasm")) + list(data.rglob("*.sum")):
+        os.utime(path, (old, old))
+    tmp = host.cache.artifact_path(kept).parent / ".tmp-crashed.cwasm"
+    tmp.write_bytes(b"half")
+    os.utime(tmp, (old, old))
+    removed = host.collect_garbage(min_age_s=3600)
+    assert removed == {"blobs": 1, "artifact_files": 3}  # gone's .cwasm and .sum, and the temp file
+    assert not host.registry.blob_path(gone).exists() and not host.cache.artifact_path(gone).exists()
+    assert host.registry.blob_path(kept).exists() and host.cache.artifact_path(kept).exists()
+    host.cache.clear_memory()
+    assert host.invoke("keep", HELLO).response.body == b"Hello, world!\n"

@@ -324,3 +324,51 @@ def test_two_workers_share_deploys(tmp_path: Path, modules_dir: Path) -> None:
         total = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                     if line.startswith('wasmhost_invocations_total{function="shared"'))
         assert total == 200
+
+
+def test_odd_digits_and_numbers_are_400_not_500(server: Server) -> None:
+    for r in (server.client.get("/fn/hello@%C2%B2"), server.client.get("/fn/hello@%D9%A1"),
+              server.client.get("/v1/functions/hello/logs", params={"limit": "²"}),
+              server.client.post("/v1/functions/hello/rollback", params={"version": "²"}),
+              server.client.post("/v1/functions/hello/rollback", json={"version": "²"}),
+              server.client.patch("/v1/functions/hello", content=b'{"fuel": Infinity}'),
+              server.client.patch("/v1/functions/hello", json={"fuel": 1.9}),
+              server.client.patch("/v1/functions/hello", content=b"[" * 100_000 + b"]" * 100_000)):
+        assert r.status_code in (400, 404), (r.request.url, r.status_code, r.text)
+        assert r.json()["error"]["code"] in ("bad_request", "not_found")
+    r = server.client.get("/fn/hello", headers=[(b"host", "x:\u00b2".encode())])
+    assert r.status_code == 200
+
+
+def test_204_drops_the_body_and_host_headers_cannot_be_spoofed(server: Server, modules_dir: Path) -> None:
+    assert server.deploy("nocontent", (modules_dir / "hostile/no_content_with_body.wasm").read_bytes()).status_code == 201
+    r = server.client.get("/fn/nocontent")
+    assert r.status_code == 204 and r.content == b""
+    assert server.client.get("/fn/hello").status_code == 200  # the connection and server are fine
+    assert server.deploy("spoof", (modules_dir / "hostile/header_spoof.wasm").read_bytes()).status_code == 201
+    r = server.client.get("/fn/spoof", headers={"x-request-id": "mine-1"})
+    assert r.content == b"spoof\n"
+    assert r.headers.get_list("x-request-id") == ["mine-1"]
+    assert r.headers.get_list("x-wasmhost-version") == ["1"]
+    assert len(r.headers.get_list("server-timing")) == 1 and "evil" not in r.headers["server-timing"]
+
+
+def test_wagi_header_bytes_reach_the_wire_unchanged(server: Server) -> None:
+    r = server.client.get("/fn/env", headers=[(b"x-raw", "caf\u00e9".encode())])
+    assert r.status_code == 200
+    # HTTP_X_RAW went in as the UTF-8 bytes of "café" and is echoed in the body untouched.
+    assert "env:HTTP_X_RAW=café\n".encode() in r.content
+
+
+def test_encoded_slash_in_the_name_keeps_the_path(server: Server) -> None:
+    r = server.client.post("/fn/echo%2Fx/y", content=b"")
+    assert r.status_code == 200
+    assert msgpack.unpackb(r.content, raw=False)["path"] == "/x/y"
+
+
+def test_config_may_be_sent_as_a_file_part(server: Server, modules_dir: Path) -> None:
+    r = server.client.put("/v1/functions/filecfg", files={
+        "module": ("m.wasm", (modules_dir / "echo_handler.wasm").read_bytes(), "application/wasm"),
+        "config": ("c.json", json.dumps({"config": {"A": "1"}}), "application/json")})
+    assert r.status_code == 201, r.text
+    assert r.json()["config"] == {"A": "1"}

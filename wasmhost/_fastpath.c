@@ -23,6 +23,8 @@ typedef struct { uint64_t store_id; size_t private_; } instance_t;              
 typedef struct { uint8_t kind; uint8_t pad[7]; uint64_t of[3]; } extern_t;      /* wasmtime_extern_t */
 typedef union { int32_t i32; int64_t i64; uint8_t v128[16]; } val_raw_t;         /* wasmtime_val_raw_t */
 
+typedef struct { size_t size; void **data; } valtype_vec_t;                      /* wasm_valtype_vec_t */
+
 enum { EXTERN_FUNC = 0, EXTERN_MEMORY = 3 };
 
 /* Outcomes; Python (sandbox.py) turns them into classified errors. */
@@ -53,6 +55,10 @@ static struct {
     size_t (*memory_data_size)(void *ctx, const void *memory);
     void (*error_delete)(void *error);
     void (*wasi_config_delete)(void *config);
+    void *(*func_type)(void *ctx, const void *func);
+    const valtype_vec_t *(*functype_params)(const void *functype);
+    const valtype_vec_t *(*functype_results)(const void *functype);
+    void (*functype_delete)(void *functype);
 } api;
 static int ready = 0;
 
@@ -141,10 +147,20 @@ static size_t memory_size(call_t *c) {
     return api.memory_data_size(c->ctx, &c->memory.of);
 }
 
-/* Instantiate and call `name` (a () -> () export); used by WAGI and _initialize. */
+/* Whether a function takes and returns nothing. Deploy checks this already; this is
+ * the second line of defence, because an unchecked call with the wrong arity
+ * corrupts memory instead of failing. */
+static bool is_nullary(call_t *c, const extern_t *func) {
+    void *ty = api.func_type(c->ctx, &func->of);
+    bool ok = ty != NULL && api.functype_params(ty)->size == 0 && api.functype_results(ty)->size == 0;
+    if (ty != NULL) api.functype_delete(ty);
+    return ok;
+}
+
+/* Call `name`, a () -> () export; used by WAGI and _initialize. */
 static int run_export(call_t *c, const char *name, size_t len, void **err, void **trap) {
     extern_t func;
-    if (!find(c, name, len, EXTERN_FUNC, &func)) return MISSING_EXPORT;
+    if (!find(c, name, len, EXTERN_FUNC, &func) || !is_nullary(c, &func)) return MISSING_EXPORT;
     val_raw_t args[1];
     *err = api.call_unchecked(c->ctx, &func.of, args, 0, trap);
     return (*err || *trap) ? FAULT_RUN : OK;

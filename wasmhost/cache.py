@@ -222,6 +222,11 @@ class CompiledCache:
         seconds = time.perf_counter() - start
         with self._lock:
             self.stats.compile_seconds += seconds
+        self.store_artifact(digest, module)
+        return module, seconds
+
+    def store_artifact(self, digest: str, module: wasmtime.Module) -> None:
+        """Write the artifact, then its checksum (a crash in between leaves no sum: recompiled)."""
         path = self.artifact_path(digest)
         try:
             _write_atomic(path, module.serialize())
@@ -229,7 +234,6 @@ class CompiledCache:
         except OSError as exc:
             # The module still runs; only the next process's cold start pays.
             log.error("could not write artifact for %s: %s", digest[:12], exc)
-        return module, seconds
 
     def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int,
                 shape: ModuleHints | None = None) -> PreparedModule:

@@ -11,11 +11,13 @@ import hashlib
 import logging
 import re
 import threading
+import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import wasmtime
 
-from .abi.detect import inspect_module
+from .abi.detect import check_route_targets, inspect_module
 from .abi.hostcalls import Linkers, build_linkers
 from .cache import CompiledCache, compile_module
 from .engine import WasmEngine, shared_engine
@@ -28,7 +30,8 @@ from .settings import MIB, Settings
 log = logging.getLogger("wasmhost.host")
 
 WASM_MAGIC = b"\0asm"
-CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+CONFIG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")  # fullmatch: "$" would allow a final LF
+ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 MAX_CONFIG_ENTRIES = 256
 MAX_CONFIG_BYTES = 64 * 1024
 
@@ -72,7 +75,7 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     total = 0
     for key, value in config.items():
-        if not isinstance(key, str) or not CONFIG_KEY.match(key):
+        if not isinstance(key, str) or not CONFIG_KEY.fullmatch(key):
             raise BadRequest(f"invalid config key {str(key)[:60]!r}: keys are 1-128 characters of "
                              "letters, digits, '_', '.', '-', not starting with a digit")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -128,7 +131,7 @@ class Host:
             raise InvalidModule("not a WebAssembly module: it does not start with the bytes \\0asm")
         resolved = self.settings.resolve_limits(limits.to_dict() if isinstance(limits, Limits) else limits)
         variables = check_config(config)
-        if entrypoint is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$", entrypoint):
+        if entrypoint is not None and not ENTRYPOINT.fullmatch(entrypoint):
             raise BadRequest(f"invalid entrypoint {entrypoint[:60]!r}")
         digest = hashlib.sha256(wasm).hexdigest()
 
@@ -137,8 +140,9 @@ class Host:
         if found is not None:
             module = found[0]
         else:
-            module, compile_seconds = self.cache.compile_and_store(digest, wasm)
-            tier = "compile"
+            started = time.perf_counter()
+            module = compile_module(self.wasm, wasm)
+            compile_seconds, tier = time.perf_counter() - started, "compile"
         shape = inspect_module(module, self.linkers, self.wasm.engine, abi, entrypoint)
         max_memory = self.settings.max_memory_mb * MIB
         if shape.min_memory_bytes > max_memory:
@@ -150,7 +154,11 @@ class Host:
             probe = FunctionVersion(name, 0, digest, len(wasm), shape.abi, shape.imports, shape.exports,
                                     resolved, variables, entrypoint)
             routes = self.sandbox.collect_routes(prepared, probe)
+            check_route_targets(module, routes)
 
+        # Valid: only now does anything reach the disk (artifact, blob, then the row).
+        if found is None:
+            self.cache.store_artifact(digest, module)
         self.registry.put_blob(wasm)
         version = self.registry.create_version(
             name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
@@ -195,6 +203,28 @@ class Host:
                            f"{self.settings.max_request_bytes} bytes", limit=self.settings.max_request_bytes)
         prepared, tier, load_seconds = self.cache.get(fv.digest, fv)
         return self.sandbox.run(prepared, fv, request, tier, load_seconds)
+
+    def collect_garbage(self, min_age_s: float = 3600.0) -> dict[str, int]:
+        """Remove blobs and artifacts no version references any more, and files
+        left half-written by a crash. Only files older than `min_age_s` go, so a
+        deploy racing this in another process never loses its fresh blob."""
+        removed_blobs = self.registry.gc_blobs(min_age_s)
+        referenced = self.registry.referenced_digests()
+        cutoff = time.time() - min_age_s
+        removed_artifacts = 0
+        root = Path(self.settings.data_dir) / "artifacts"
+        for path in root.glob("*/*/*") if root.is_dir() else ():
+            digest = path.name.split(".", 1)[0]
+            stale = path.name.startswith(".tmp-") or digest not in referenced
+            try:
+                if stale and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed_artifacts += 1
+            except OSError:
+                continue
+        if removed_blobs or removed_artifacts:
+            log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
+        return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}
 
     def info(self) -> dict[str, Any]:
         from . import __version__

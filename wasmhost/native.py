@@ -57,6 +57,10 @@ _caller_context = _fn("wasmtime_caller_context", P, P)
 _context_get_data = _fn("wasmtime_context_get_data", P, P)
 _caller_export_get = _fn("wasmtime_caller_export_get", c_bool, P, c_char_p, c_size_t, P)
 _trap_new = _fn("wasmtime_trap_new", P, c_char_p, c_size_t)
+_func_type = _fn("wasmtime_func_type", P, P, P)
+_functype_params = _fn("wasm_functype_params", P, P)
+_functype_results = _fn("wasm_functype_results", P, P)
+_functype_delete = _fn("wasm_functype_delete", None, P)
 _error_delete = _fn("wasmtime_error_delete", None, P)
 _wasi_config_new = _fn("wasi_config_new", P)
 _wasi_set_argv = _fn("wasi_config_set_argv", c_bool, P, c_size_t, P)
@@ -190,6 +194,22 @@ class NativeCall:
             raise GuestFault(f"the module has no exported {what} {name.decode(errors='replace')!r}")
         return slot + _OF
 
+    def nullary_export(self, name: bytes) -> int:
+        """A `() -> ()` function export. Deploy checks this already; checking again
+        here is the second line of defence: an unchecked call with the wrong arity
+        corrupts memory instead of failing."""
+        func = self.export(name, EXTERN_FUNC)
+        ty = _func_type(self.ctx, func)
+        try:
+            ok = bool(ty) and c_size_t.from_address(_functype_params(ty)).value == 0 \
+                and c_size_t.from_address(_functype_results(ty)).value == 0
+        finally:
+            if ty:
+                _functype_delete(ty)
+        if not ok:
+            raise GuestFault(f"export {name.decode(errors='replace')!r} is not a () -> () function")
+        return func
+
     @property
     def args(self) -> int:
         """Address of the raw argument/result slots (4 × wasmtime_val_raw_t)."""
@@ -309,7 +329,8 @@ FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
     "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
     "wasmtime_context_set_wasi", "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
     "wasmtime_func_call_unchecked", "wasmtime_memory_data", "wasmtime_memory_data_size",
-    "wasmtime_error_delete", "wasi_config_delete",
+    "wasmtime_error_delete", "wasi_config_delete", "wasmtime_func_type", "wasm_functype_params",
+    "wasm_functype_results", "wasm_functype_delete",
 )
 
 

@@ -371,10 +371,21 @@ class Registry:
         validate_name(name)
         if version is not None:
             _check_version(version)
-        row = conn.execute(_SELECT_ONE, (version, name)).fetchone()
+        # One read transaction: both queries see the same snapshot, so a delete and
+        # re-create committed in between cannot look like "no active version".
+        own = not conn.in_transaction  # inside a write transaction the snapshot is already one
+        if own:
+            conn.execute("BEGIN")
+        try:
+            row = conn.execute(_SELECT_ONE, (version, name)).fetchone()
+            exists = row is not None or conn.execute(
+                "SELECT 1 FROM functions WHERE name = ?", (name,)).fetchone() is not None
+        finally:
+            if own:
+                conn.execute("COMMIT")
         if row is not None:
             return _version_from_row(row)
-        if conn.execute("SELECT 1 FROM functions WHERE name = ?", (name,)).fetchone() is None:
+        if not exists:
             raise errors.NotFound(f"no function named {name!r}")
         if version is None:
             raise errors.InternalError(f"function {name!r} has no active version")

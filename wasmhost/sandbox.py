@@ -52,7 +52,8 @@ class Sandbox:
         settings = self.settings
         result = Invocation(version.name, version.version, tier, Timings(load=load_seconds))
         state = CallState(settings.max_log_bytes, settings.max_response_bytes,
-                          capture_stdout=version.abi == "wagi")
+                          capture_stdout=version.abi == "wagi",
+                          deadline=time.monotonic() + version.limits.timeout_ms / 1000)
         key = next(_keys)
         STATES[key] = state
         try:
@@ -111,13 +112,14 @@ class Sandbox:
             else:
                 result.error = self.classify(fault, state, version, c)
         elif outcome == ALLOC_OUT_OF_BOUNDS:
-            raise BadResponse(f"wasmhost_alloc({len(request.body)}+) returned {a}, outside linear memory ({b} bytes)")
+            raise BadResponse(f"wasmhost_alloc returned {a}, outside linear memory ({b} bytes)")
         elif outcome == RESPONSE_TOO_LARGE:
             raise self._too_large(a)
         elif outcome == RESPONSE_OUT_OF_BOUNDS:
             raise BadResponse(f"response pointer {a} + length {b} is outside linear memory ({c} bytes)")
         elif outcome == MISSING_EXPORT:
-            raise BadResponse(f"the module has no usable export {MISSING_NAMES[a]!r}")
+            what = export if a == 3 else MISSING_NAMES[a]
+            raise BadResponse(f"the module has no usable export {what!r} (of the type its interface requires)")
         else:  # pragma: no cover - _fastpath returns only the outcomes above
             raise InternalError(f"unknown fast-path outcome {outcome}")
 
@@ -174,6 +176,8 @@ class Sandbox:
             limit = self.settings.max_response_bytes
             return TooLarge(f"output exceeds the response limit of {limit} bytes", limit=limit)
         code = fault.trap_code
+        if state.slept_past_deadline:
+            code = "interrupt"
         if code == "out_of_fuel":
             return FuelExhausted(f"the function used all of its {limits.fuel} units of fuel", fuel=limits.fuel)
         if code == "interrupt":
@@ -210,7 +214,8 @@ class Sandbox:
     def collect_routes(self, prepared: PreparedModule, version: FunctionVersion) -> tuple[Route, ...]:
         """Run a WAGI module's `_routes` export once (at deploy) and parse what it prints."""
         limits = version.limits
-        state = CallState(self.settings.max_log_bytes, 256 * 1024, capture_stdout=True)
+        state = CallState(self.settings.max_log_bytes, 256 * 1024, capture_stdout=True,
+                          deadline=time.monotonic() + limits.timeout_ms / 1000)
         key = next(_keys)
         STATES[key] = state
         native = NativeCall(self.wasm.ptr, key, limits.fuel, limits.memory_mb * MIB,

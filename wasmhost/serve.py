@@ -48,6 +48,15 @@ def deploy_examples(directory: Path) -> list[str]:
     return deployed
 
 
+def collect_garbage() -> None:
+    """Once at start-up: what deleted functions and crashes left on disk."""
+    from .host import Host
+    from .settings import Settings
+
+    with Host(Settings.from_env()) as host:
+        host.collect_garbage()
+
+
 def print_welcome(base: str, names: list[str], token: bool) -> None:
     auth = ' -H "Authorization: Bearer $WASMHOST_ADMIN_TOKEN"' if token else ""
     lines = [f"wasmhost is serving on {base}", ""]
@@ -91,6 +100,7 @@ def serve(*, host: str, port: int, data: Path | None, workers: int, token_file: 
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    collect_garbage()
     names = deploy_examples(examples) if examples is not None else []
 
     import uvicorn

@@ -66,11 +66,10 @@ class Settings:
                 continue
             if key not in values:
                 raise BadRequest(f"unknown limit {key!r}; known limits are fuel, timeout_ms, memory_mb")
-            try:
-                value = int(raw)
-            except (TypeError, ValueError):
-                raise BadRequest(f"limit {key} must be an integer, got {raw!r}") from None
-            if isinstance(raw, bool) or value < 1:
+            value = _integer(raw)
+            if value is None:
+                raise BadRequest(f"limit {key} must be an integer, got {raw!r}"[:120])
+            if value < 1:
                 raise BadRequest(f"limit {key} must be a positive integer, got {raw!r}")
             if value > maxima[key]:
                 raise BadRequest(f"limit {key}={value} exceeds the server maximum {maxima[key]}",
@@ -107,6 +106,18 @@ class Settings:
                 raise BadRequest(f"setting {name} must be positive")
         if self.max_queue < 0 or self.max_log_bytes < 0:
             raise BadRequest("max_queue and max_log_bytes must not be negative")
+
+
+def _integer(raw: Any) -> int | None:
+    """An int from an int or a string of ASCII digits; None for anything else
+    (bools, floats, '1.9', '²', Infinity)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    return None
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:

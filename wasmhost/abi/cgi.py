@@ -197,7 +197,8 @@ def parse_output(stdout: bytes) -> Response:
 
     Header lines end in LF or CRLF (mixed is fine); the first empty line ends
     them and everything after it is the body, byte for byte. Header bytes are
-    read as ISO-8859-1, so any byte survives to the wire unchanged. Names are
+    read as UTF-8 with surrogateescape, so any byte survives to the wire unchanged
+    (the HTTP layer encodes them back the same way). Names are
     lower-cased (as WAGI's hyper does; the HTTP layer lower-cases anyway) and
     repeats (Set-Cookie) are kept in order, where WAGI keeps only one.
     `Status` sets the status and is not passed on; `Location` without `Status`
@@ -215,7 +216,7 @@ def parse_output(stdout: bytes) -> Response:
     has_content_type = has_location = False
     headers: list[tuple[str, str]] = []
     for raw in lines:
-        line = raw.decode("latin-1")
+        line = raw.decode("utf-8", "surrogateescape")
         name, sep, value = line.partition(":")
         if not sep:
             raise BadResponse(f"WAGI output has a header line without ':': {_show(line)}")

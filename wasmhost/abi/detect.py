@@ -7,11 +7,12 @@ never has to look at the module's shape again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import wasmtime
 
 from ..errors import InvalidModule
-from ..models import Abi
+from ..models import Abi, Route
 from .hostcalls import WASI_MODULE, Linkers
 
 WASM_PAGE = 65536
@@ -90,11 +91,14 @@ def inspect_module(module: wasmtime.Module, linkers: Linkers, engine: wasmtime.E
         if "_initialize" in exports:
             _check_func(exports, "_initialize", (), ())
     elif abi == "wagi":
-        entry = entrypoint or "_start"
-        if entry not in funcs and "_routes" not in funcs:
-            raise InvalidModule(f"WAGI module has no exported function {entry!r}")
-        for name in ({entry} & funcs) | ({"_routes"} & funcs):
-            _check_func(exports, name, (), ())
+        if entrypoint is not None:
+            _check_func(exports, entrypoint, (), ())
+        elif "_start" in funcs:
+            _check_func(exports, "_start", (), ())
+        elif "_routes" not in funcs:
+            raise InvalidModule("WAGI module has no exported function '_start'")
+        if "_routes" in funcs:
+            _check_func(exports, "_routes", (), ())
     else:
         raise InvalidModule(f"unknown interface {abi!r}; known interfaces are handler and wagi")
     memory = exports.get("memory")
@@ -106,3 +110,11 @@ def inspect_module(module: wasmtime.Module, linkers: Linkers, engine: wasmtime.E
             raise InvalidModule("64-bit memories are not supported")
         min_bytes = memory.limits.min * WASM_PAGE
     return ModuleShape(abi, tuple(imports), tuple(exports), uses_wasi, min_bytes, funcs)
+
+
+def check_route_targets(module: wasmtime.Module, routes: Sequence[Route]) -> None:
+    """Every route must name a `() -> ()` function: wasmtime calls exports unchecked
+    on the fast path, and a wrong signature there would crash the process."""
+    exports: dict[str, object] = {exp.name: exp.type for exp in module.exports}
+    for route in routes:
+        _check_func(exports, route.export, (), ())

@@ -16,20 +16,34 @@ from ..errors import BadResponse, TooLarge
 from ..models import Request, Response
 from ..native import EXTERN_FUNC, EXTERN_MEMORY, NativeCall, get_i32, get_i64, read_memory, set_i32, write_memory
 
-TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: "$" would allow a final LF
+BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than TAB break HTTP
 MAX_HEADERS = 1000
+MAX_KEYS = 64
 
 
 def encode_request(request: Request, config: Mapping[str, str]) -> bytes:
-    return msgpack.packb({
+    fields = {
         "method": request.method,
         "path": request.path,
         "query": request.query,
         "headers": [list(pair) for pair in request.headers],
         "body": request.body,
         "config": dict(config),
-    }, use_bin_type=True)
+    }
+    try:
+        return msgpack.packb(fields, use_bin_type=True)
+    except UnicodeEncodeError:
+        # Request bytes that are not UTF-8 (kept as surrogates) go to the guest as bin.
+        def raw(text: str) -> str | bytes:
+            try:
+                text.encode("utf-8")
+                return text
+            except UnicodeEncodeError:
+                return text.encode("utf-8", "surrogateescape")
+        fields.update(path=raw(request.path), query=raw(request.query),
+                      headers=[[raw(k), raw(v)] for k, v in request.headers])
+        return msgpack.packb(fields, use_bin_type=True)
 
 
 def _text(value: Any, what: str) -> str:
@@ -43,52 +57,82 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _check_headers(headers_in: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(headers_in, (list, tuple)):
-        raise BadResponse("response headers must be an array of [name, value] pairs")
-    if len(headers_in) > MAX_HEADERS:
-        raise BadResponse(f"response has {len(headers_in)} headers; at most {MAX_HEADERS} are allowed")
-    headers: list[tuple[str, str]] = []
-    for pair in headers_in:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise BadResponse("each response header must be a [name, value] pair")
-        name, value = _text(pair[0], "header name"), _text(pair[1], "header value")
-        if not TOKEN.match(name):
-            raise BadResponse(f"invalid response header name {name[:60]!r}")
-        if FORBIDDEN_IN_VALUE.search(value):
-            raise BadResponse(f"response header {name!r} contains CR, LF or NUL")
-        headers.append((name.lower(), value))
-    return tuple(headers)
+def _check_header(name: Any, value: Any) -> tuple[str, str]:
+    name, value = _text(name, "header name"), _text(value, "header value")
+    if not TOKEN.fullmatch(name):
+        raise BadResponse(f"invalid response header name {name[:60]!r}")
+    if BAD_VALUE_CHAR.search(value):
+        raise BadResponse(f"response header {name!r} contains a control character (CR, LF, NUL, ...)")
+    return name.lower(), value
 
 
 # A function answers with the same few header sets again and again: validate a
-# set once, then find it by value (msgpack gives hashable tuples with use_list=False).
-_HEADER_CACHE: dict[Any, tuple[tuple[str, str], ...]] = {}
+# set once, then find it by value.
+_HEADER_CACHE: dict[tuple[tuple[Any, Any], ...], tuple[tuple[str, str], ...]] = {}
 _HEADER_CACHE_MAX = 4096
 _HEADER_CACHE_MAX_BYTES = 4096
 
 
+def _read_headers(unpacker: msgpack.Unpacker) -> tuple[tuple[str, str], ...]:
+    count = unpacker.read_array_header()
+    if count > MAX_HEADERS:
+        raise BadResponse(f"response has {count} headers; at most {MAX_HEADERS} are allowed")
+    pairs = []
+    for _ in range(count):
+        if unpacker.read_array_header() != 2:
+            raise BadResponse("each response header must be a [name, value] pair")
+        name, value = unpacker.unpack(), unpacker.unpack()
+        if not isinstance(name, (str, bytes)) or not isinstance(value, (str, bytes)):
+            raise BadResponse("response header names and values must be strings")
+        pairs.append((name, value))
+    key = tuple(pairs)
+    headers = _HEADER_CACHE.get(key)
+    if headers is None:
+        headers = tuple(_check_header(n, v) for n, v in pairs)
+        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and sum(len(n) + len(v) for n, v in pairs) < _HEADER_CACHE_MAX_BYTES:
+            _HEADER_CACHE[key] = headers
+    return headers
+
+
 def decode_response(raw: bytes) -> Response:
-    """Validate a guest's msgpack response map; anything off is a BadResponse."""
+    """Validate a guest's msgpack response map; anything off is a BadResponse.
+
+    Streaming, not `unpackb`: only `status`, `headers` and `body` become Python
+    objects; other keys are skipped without building anything, so a small
+    response cannot make the host allocate gigabytes (16 MB of empty maps would
+    be 16 million dicts).
+    """
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(raw), 1))
+    unpacker.feed(raw)
+    status, headers, body = 200, (), b""
     try:
-        data = msgpack.unpackb(raw, raw=False, strict_map_key=False, use_list=False)
+        count = unpacker.read_map_header()
+        if count > MAX_KEYS:
+            raise BadResponse(f"response map has {count} keys; at most {MAX_KEYS} are allowed")
+        for _ in range(count):
+            key = unpacker.unpack()
+            if key == "status":
+                status = unpacker.unpack()
+            elif key == "headers":
+                headers = _read_headers(unpacker)
+            elif key == "body":
+                body = unpacker.unpack()
+            else:
+                unpacker.skip()
+        unpacker.skip()  # anything after the map is an error
+        raise BadResponse("response has extra bytes after the msgpack map")
+    except msgpack.OutOfData:
+        pass
+    except BadResponse:
+        raise
+    except msgpack.UnpackValueError as exc:
+        if "unexpected" in str(exc).lower() or "not a map" in str(exc).lower():
+            raise BadResponse("response must be a msgpack map") from None
+        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
-    if type(data) is not dict:
-        raise BadResponse(f"response must be a msgpack map, got {type(data).__name__}")
-    status = data.get("status", 200)
-    if type(status) is not int or not 100 <= status <= 599:
-        raise BadResponse(f"response status must be an integer from 100 to 599, got {status!r}"[:160])
-    headers_in = data.get("headers") or ()
-    try:
-        headers = _HEADER_CACHE.get(headers_in)
-    except TypeError:  # unhashable (a map inside): not a valid header list anyway
-        headers = None
-    if headers is None:
-        headers = _check_headers(headers_in)
-        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and len(raw) < _HEADER_CACHE_MAX_BYTES:
-            _HEADER_CACHE[headers_in] = headers
-    body = data.get("body", b"")
+    if type(status) is not int or not 200 <= status <= 599:
+        raise BadResponse(f"response status must be an integer from 200 to 599, got {status!r}"[:160])
     if type(body) is bytes:
         pass
     elif type(body) is str:

@@ -4,7 +4,12 @@
 - `wasi_snapshot_preview1.fd_write`: shadows WASI's own so that stdout/stderr land
   in Python buffers with a hard cap. Configuring WASI stdout through wasmtime
   costs 200-300 µs per call (FACTS.md); a host function costs one GIL hop per
-  write, and lets us stop an output flood the moment it passes its limit.
+  write, and lets us stop an output flood the moment it passes its limit. It
+  never copies more guest memory than the caps leave room for.
+- `wasi_snapshot_preview1.poll_oneoff`: shadows WASI's own because epoch
+  interruption cannot fire inside a host call: wasmtime's sleep would run straight
+  through the function's deadline. Ours sleeps at most until the deadline and then
+  traps (classified `timeout`).
 
 State is keyed by the Store context's address, registered by the sandbox before
 instantiation and removed after. Host functions never raise: they return a trap
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import time
 from dataclasses import dataclass, field
 
 import wasmtime
@@ -27,7 +33,10 @@ ERRNO_SUCCESS = 0
 ERRNO_BADF = 8
 ERRNO_FAULT = 21
 ERRNO_INVAL = 28
+ERRNO_NOTSUP = 58
 MAX_IOVECS = 1024
+MAX_SUBSCRIPTIONS = 1024
+DEADLINE_TRAP = "the deadline passed while the guest was sleeping"
 
 
 @dataclass(slots=True)
@@ -41,6 +50,8 @@ class CallState:
     log_truncated: bool = False
     stdout: bytearray = field(default_factory=bytearray)
     stdout_overflow: bool = False
+    deadline: float = float("inf")  # time.monotonic() when the call's wall-clock budget ends
+    slept_past_deadline: bool = False
 
     def add_log(self, data: bytes) -> None:
         room = self.max_log_bytes - len(self.log)
@@ -83,24 +94,88 @@ def _fd_write(key: int, addr: int, size: int, args: int) -> str | None:
         set_i32(args, 0, ERRNO_FAULT)
         return None
     table = ctypes.string_at(addr + iovs, 8 * count)
-    written = 0
-    chunks: list[bytes] = []
-    for i in range(count):
-        buf, length = struct.unpack_from("<II", table, 8 * i)
-        if buf + length > size:
-            set_i32(args, 0, ERRNO_FAULT)
-            return None
-        chunks.append(ctypes.string_at(addr + buf, length))
-        written += length
-    data = b"".join(chunks)
+    spans = [struct.unpack_from("<II", table, 8 * i) for i in range(count)]
+    if any(buf + length > size for buf, length in spans):
+        set_i32(args, 0, ERRNO_FAULT)
+        return None
+    written = sum(length for _, length in spans)
     if fd == 1 and state.capture_stdout:
-        if len(state.stdout) + len(data) > state.max_stdout_bytes:
+        if len(state.stdout) + written > state.max_stdout_bytes:
             state.stdout_overflow = True
             return "output exceeds the response size limit"
-        state.stdout += data
+        for buf, length in spans:
+            state.stdout += ctypes.string_at(addr + buf, length)
     else:
-        state.add_log(data)
+        # Copy only what still fits in the log; the rest is reported written and dropped.
+        for buf, length in spans:
+            room = state.max_log_bytes - len(state.log)
+            if room <= 0:
+                state.log_truncated = state.log_truncated or length > 0
+                break
+            state.add_log(ctypes.string_at(addr + buf, min(length, room)))
+            if length > room:
+                state.log_truncated = True
     ctypes.memmove(addr + out, struct.pack("<I", written), 4)
+    set_i32(args, 0, ERRNO_SUCCESS)
+    return None
+
+
+def _poll_oneoff(key: int, addr: int, size: int, args: int) -> str | None:
+    """WASI poll_oneoff(in, out, nsubscriptions, nevents_ptr) -> errno, deadline-aware.
+
+    fd subscriptions (stdin is bytes, stdout/stderr are buffers) are always ready;
+    otherwise sleep until the earliest relative clock timeout, never past the
+    invocation's deadline. Absolute monotonic timeouts are not supported (ENOTSUP):
+    the guest's monotonic clock origin is wasmtime's, not ours.
+    """
+    state = STATES.get(key)
+    sub_ptr, event_ptr, count, nevents_ptr = (get_i32(args, 0), get_i32(args, 1), get_i32(args, 2),
+                                              get_i32(args, 3))
+    if count == 0 or count > MAX_SUBSCRIPTIONS:
+        set_i32(args, 0, ERRNO_INVAL)
+        return None
+    if sub_ptr + 48 * count > size or event_ptr + 32 * count > size or nevents_ptr + 4 > size:
+        set_i32(args, 0, ERRNO_FAULT)
+        return None
+    subs = ctypes.string_at(addr + sub_ptr, 48 * count)
+    ready: list[tuple[int, int, int]] = []  # (userdata, type, fd-or-0)
+    clocks: list[tuple[float, int]] = []  # (seconds to wait, userdata)
+    for i in range(count):
+        userdata, tag = struct.unpack_from("<QB", subs, 48 * i)
+        if tag == 0:  # clock
+            clock_id, timeout_ns, _precision, flags = struct.unpack_from("<IxxxxQQH", subs, 48 * i + 16)
+            if flags & 1:  # absolute time
+                if clock_id != 0:
+                    set_i32(args, 0, ERRNO_NOTSUP)
+                    return None
+                wait = timeout_ns / 1e9 - time.time()
+            else:
+                wait = timeout_ns / 1e9
+            clocks.append((max(wait, 0.0), userdata))
+        elif tag in (1, 2):
+            ready.append((userdata, tag, 0))
+        else:
+            set_i32(args, 0, ERRNO_INVAL)
+            return None
+    events: list[bytes] = []
+    if ready:
+        for userdata, tag, _ in ready:
+            events.append(struct.pack("<QHBxxxxxQHxxxxxx", userdata, 0, tag, 0, 0))
+    else:
+        wait, _ = min(clocks)
+        deadline = state.deadline if state is not None else float("inf")
+        remaining = deadline - time.monotonic()
+        if wait > remaining:
+            time.sleep(max(remaining, 0.0))
+            if state is not None:
+                state.slept_past_deadline = True
+            return DEADLINE_TRAP
+        time.sleep(wait)
+        for clock_wait, userdata in clocks:
+            if clock_wait <= wait:
+                events.append(struct.pack("<QHBxxxxxQHxxxxxx", userdata, 0, 0, 0, 0))
+    ctypes.memmove(addr + event_ptr, b"".join(events), 32 * len(events))
+    ctypes.memmove(addr + nevents_ptr, struct.pack("<I", len(events)), 4)
     set_i32(args, 0, ERRNO_SUCCESS)
     return None
 
@@ -127,6 +202,7 @@ def build_linkers(wasm: WasmEngine) -> Linkers:
     wasi.define_wasi()
     wasi.allow_shadowing = True
     keep.append(define_host_func(wasi, WASI_MODULE, "fd_write", fd_write_type, _fd_write))
+    keep.append(define_host_func(wasi, WASI_MODULE, "poll_oneoff", fd_write_type, _poll_oneoff))
     keep.append(define_host_func(wasi, "wasmhost", "log", log_type, _log))
     wasi.allow_shadowing = False
     return Linkers(plain, wasi, tuple(keep))

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import unquote
 
-from ..errors import BadResponse, TooLarge
+from ..errors import BadResponse, NotFound, TooLarge
 from ..models import FunctionVersion, Request, Response, Route
-from ..native import EXTERN_FUNC, GuestFault, NativeCall
+from ..native import GuestFault, NativeCall
 from . import cgi
 from .hostcalls import CallState
 
@@ -25,19 +25,26 @@ def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes]
     """
     route, raw_info = cgi.match_route(version.routes, request.path)
     export = route.export if route else (version.entrypoint or "_start")
+    if route is None and export not in version.exports:
+        raise NotFound(f"no route of function {version.name!r} matches {request.path[:200]!r}")
     script_name = request.script_name + request.path[: len(request.path) - len(raw_info)]
     matched = request.script_name + (cgi.route_text(route) if route else "/...")
     environ = cgi.build_environ(request, config=version.config, script_name=script_name,
                                 path_info=unquote(raw_info), matched_route=matched, raw_path_info=raw_info)
     argv = cgi.build_argv(request, script_name)
-    return ([a.encode() for a in argv],
-            [(k.encode(), v.encode()) for k, v in environ.items()],
+    # surrogateescape: request bytes that are not UTF-8 reach the guest unchanged
+    return ([a.encode("utf-8", "surrogateescape") for a in argv],
+            [(k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+             for k, v in environ.items()],
             export)
 
 
 def run_export(native: NativeCall, export: str) -> None:
     """Run a `() -> ()` export; `proc_exit(0)` counts as a normal end."""
-    func = native.export(export.encode(), EXTERN_FUNC)
+    try:
+        func = native.nullary_export(export.encode())
+    except GuestFault as fault:
+        raise BadResponse(f"the module has no usable export {export!r}: {fault.message}") from None
     try:
         native.call(func, 0)
     except GuestFault as fault:

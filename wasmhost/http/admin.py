@@ -19,7 +19,7 @@ from ..host import Host
 from ..logstore import LogStore
 from ..registry import validate_name
 from .auth import AdminAuth
-from .invoke import read_body
+from .invoke import DIGITS, read_body
 from .metrics import Metrics
 
 LIMIT_KEYS = ("fuel", "timeout_ms", "memory_mb")
@@ -32,7 +32,7 @@ def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest(f"{what} is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
@@ -103,7 +103,8 @@ class AdminApi:
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=4, max_part_size=MAX_JSON_BYTES)
+        # Two files at most: `module`, and `config` when a client sends it as a file part.
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=4, max_part_size=MAX_JSON_BYTES)
         try:
             module = form.get("module")
             if not isinstance(module, UploadFile):
@@ -144,7 +145,7 @@ class AdminApi:
         raw = body.get("version", request.query_params.get("version"))
         version: int | None = None
         if raw is not None:
-            if isinstance(raw, bool) or not str(raw).isdigit():
+            if isinstance(raw, bool) or not DIGITS.fullmatch(str(raw)) or int(raw) < 1:
                 raise BadRequest(f"version must be a positive integer, got {raw!r}"[:120])
             version = int(raw)
         fv = await run_in_threadpool(self.host.rollback, name, version)
@@ -161,7 +162,7 @@ class AdminApi:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
         raw_limit = request.query_params.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        if not DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= 1000:
             raise BadRequest("limit must be an integer from 1 to 1000")
         await run_in_threadpool(self.host.get, name)  # 404 for an unknown function
         records = await run_in_threadpool(self.logs.recent, name, int(raw_limit),

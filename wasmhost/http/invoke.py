@@ -7,6 +7,7 @@ load tier and time, instantiate, run) and `X-Request-Id`, which finds its logs.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -22,20 +23,24 @@ from .metrics import Metrics
 from .pool import InvocationPool
 
 # Framing and connection headers are the server's business, never the guest's.
+# The host's own headers are the host's: a guest cannot set or shadow them either.
 HOP_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"te",
-                         b"trailer", b"upgrade", b"proxy-connection", b"server", b"date"})
+                         b"trailer", b"upgrade", b"proxy-connection", b"server", b"date",
+                         b"server-timing", b"x-request-id", b"x-wasmhost-version"})
+NO_BODY_STATUSES = frozenset({204, 304})
+DIGITS = re.compile(r"[0-9]{1,18}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 async def read_body(request: HttpRequest, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass `limit`."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise TooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
-                               limit=limit)
-        except ValueError:
-            raise BadRequest("invalid Content-Length header") from None
+        if not DIGITS.fullmatch(declared.strip()):
+            raise BadRequest("invalid Content-Length header")
+        if int(declared) > limit:
+            raise TooLarge(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+                           limit=limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -51,7 +56,7 @@ def parse_target(raw: str) -> tuple[str, int | None]:
     name, sep, version = raw.partition("@")
     if not sep:
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    if not DIGITS.fullmatch(version) or int(version) < 1 or version.startswith("0"):
         raise BadRequest(f"invalid version {version[:20]!r} in {raw[:80]!r}: use NAME@N with N >= 1")
     return name, int(version)
 
@@ -62,9 +67,11 @@ def raw_remainder(scope: dict, decoded: str) -> str:
     raw = scope.get("raw_path")
     if not raw:
         return "/" + decoded
-    text = raw.decode("latin-1").split("?", 1)[0]
+    text = raw.decode("utf-8", "surrogateescape").split("?", 1)[0]
     rest = text[len("/fn/"):] if text.startswith("/fn/") else text
     slash = rest.find("/")
+    if "%" in rest[: slash if slash >= 0 else len(rest)]:
+        return "/" + decoded  # an encoded character in the name: raw and decoded paths disagree
     return rest[slash:] if slash >= 0 else "/"
 
 
@@ -77,13 +84,14 @@ def to_guest_request(request: HttpRequest, target: str, path: str, body: bytes) 
     return Request(
         method=request.method,
         path=raw_remainder(scope, path),
-        query=scope.get("query_string", b"").decode("latin-1"),
-        headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+        # UTF-8 with surrogateescape: any byte reaches the guest unchanged (ABI.md)
+        query=scope.get("query_string", b"").decode("utf-8", "surrogateescape"),
+        headers=tuple((k.decode("latin-1"), v.decode("utf-8", "surrogateescape")) for k, v in scope["headers"]),
         body=body,
         script_name=f"/fn/{target}",
         scheme=scope.get("scheme", "http"),
         server_name=server_name or str(server[0]),
-        server_port=int(port) if port.isdigit() else int(server[1] or 80),
+        server_port=int(port) if DIGITS.fullmatch(port) and int(port) < 65536 else int(server[1] or 80),
         remote_addr=str(client[0]),
         http_version=scope.get("http_version", "1.1"),
     )
@@ -106,8 +114,8 @@ class FunctionEndpoint:
         self._rss_at = 0.0
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        if not all(c.isalnum() or c in "-_." for c in request_id):
+        request_id = request.headers.get("x-request-id", "")
+        if not REQUEST_ID.fullmatch(request_id):
             request_id = uuid.uuid4().hex
         request.state.request_id = request_id
         target = request.path_params["name"]
@@ -144,12 +152,17 @@ class FunctionEndpoint:
             status, code = inv.error.http_status, inv.error.code
         else:
             assert inv.response is not None
-            response = HttpResponse(inv.response.body, status_code=inv.response.status)
+            status = inv.response.status
+            body = b"" if status in NO_BODY_STATUSES else inv.response.body
+            response = HttpResponse(body, status_code=status)
             raw = [(k, v) for k, v in response.raw_headers if k != b"content-type"]
+            if status in NO_BODY_STATUSES:
+                raw = [(k, v) for k, v in raw if k != b"content-length"]
             for k, v in inv.response.headers:
                 kb = k.encode("latin-1")
                 if kb not in HOP_HEADERS:
-                    raw.append((kb, v.encode("utf-8")))
+                    # surrogateescape: WAGI header bytes that are not UTF-8 reach the wire unchanged
+                    raw.append((kb, v.encode("utf-8", "surrogateescape")))
             raw.extend((k.encode(), v.encode()) for k, v in extra.items())
             response.raw_headers = raw
             status, code = inv.response.status, None
