@@ -219,6 +219,9 @@ def test_openapi_lists_every_route(server: Server) -> None:
     from wasmhost.settings import Settings
     with Host(Settings(data_dir=server.data_dir.parent / "openapi-data")) as host:
         app = app_module.create_app(host, None)
+        from wasmhost.http.openapi import INVOKE_METHODS
+        for path in ("/fn/{name}", "/fn/{name}/{path}"):  # served by FunctionApp, ahead of the router
+            assert set(spec["paths"][path]) == set(INVOKE_METHODS)
         for route in app.routes:
             assert isinstance(route, Route)
             path = route.path.replace("{path:path}", "{path}")

@@ -168,6 +168,11 @@ class CompiledCache:
             setattr(self.stats, tier, getattr(self.stats, tier) + 1)
         return prepared, tier, time.perf_counter() - start
 
+    def peek(self, digest: str) -> PreparedModule | None:
+        """The module if it is in the memory tier, without ever loading it."""
+        with self._lock:
+            return self._hit(digest)
+
     def _hit(self, digest: str) -> PreparedModule | None:
         """A memory-tier lookup; the caller holds the lock."""
         prepared = self._lru.get(digest)

@@ -49,11 +49,25 @@ class Sandbox:
     def run(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
             tier: Tier = "memory", load_seconds: float = 0.0) -> Invocation:
         """Run `request` through a fresh instance; never raises for guest faults."""
+        return self._run(prepared, version, request, tier, load_seconds, None, -1)[0]
+
+    def run_bounded(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
+                    fuel_cap: int, host_call_cap: int) -> Invocation | None:
+        """Like `run`, within a small budget of fuel and host calls; None when the
+        budget ran out before the function's own limits did (the caller then runs it
+        again with `run`: a guest has no effects outside its fresh instance)."""
+        result, over = self._run(prepared, version, request, "memory", 0.0, fuel_cap, host_call_cap)
+        return None if over else result
+
+    def _run(self, prepared: PreparedModule, version: FunctionVersion, request: Request, tier: Tier,
+             load_seconds: float, fuel_cap: int | None, host_call_cap: int) -> tuple[Invocation, bool]:
         settings = self.settings
         result = Invocation(version.name, version.version, tier, Timings(load=load_seconds))
         state = CallState(settings.max_log_bytes, settings.max_response_bytes,
                           capture_stdout=version.abi == "wagi",
-                          deadline=time.monotonic() + version.limits.timeout_ms / 1000)
+                          deadline=time.monotonic() + version.limits.timeout_ms / 1000,
+                          host_calls_left=host_call_cap)
+        fuel = version.limits.fuel if fuel_cap is None else min(fuel_cap, version.limits.fuel)
         key = next(_keys)
         STATES[key] = state
         try:
@@ -64,9 +78,9 @@ class Sandbox:
                 export = ""
                 wasi = wasi_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
             if self.fast is not None:
-                self._run_fast(prepared, version, request, state, key, wasi, export, result)
+                self._run_fast(prepared, version, request, state, key, wasi, export, result, fuel)
             else:
-                self._run_ctypes(prepared, version, request, state, key, wasi, export, result)
+                self._run_ctypes(prepared, version, request, state, key, wasi, export, result, fuel)
         except WasmhostError as exc:
             result.error = exc
         except Exception as exc:  # a bug of ours: keep the host alive, hide details from the client
@@ -76,26 +90,27 @@ class Sandbox:
             STATES.pop(key, None)
         if result.error is not None:
             result.response = None
+        over = state.over_budget or (fuel < version.limits.fuel and isinstance(result.error, FuelExhausted))
         result.logs = state.log_lines()
         result.logs_truncated = state.log_truncated
         t = result.timings
         t.total = t.load + t.instantiate + t.run
-        return result
+        return result, over
 
     # ---- the two ways to do the wasmtime part ------------------------------------------
 
     def _run_fast(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
-                  state: CallState, key: int, wasi: int, export: str, result: Invocation) -> None:
+                  state: CallState, key: int, wasi: int, export: str, result: Invocation, fuel: int) -> None:
         limits, fast = version.limits, self.fast
         assert fast is not None
         memory_cap = limits.memory_mb * MIB
         ticks = self.wasm.deadline_ticks(limits.timeout_ms)
         if version.abi == "wagi":
-            out = fast.call_export(self.wasm.ptr, prepared.pre_ptr, key, limits.fuel, memory_cap, ticks,
+            out = fast.call_export(self.wasm.ptr, prepared.pre_ptr, key, fuel, memory_cap, ticks,
                                    wasi, export.encode())
         else:
             body = handler.encode_request(request, version.config)
-            out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, key, limits.fuel, memory_cap, ticks,
+            out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, key, fuel, memory_cap, ticks,
                                     wasi, prepared.has_initialize, body, self.settings.max_response_bytes)
         outcome, a, b, c, result.fuel_used, inst_ns, run_ns = out
         result.timings.instantiate = inst_ns / 1e9
@@ -124,10 +139,10 @@ class Sandbox:
             raise InternalError(f"unknown fast-path outcome {outcome}")
 
     def _run_ctypes(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
-                    state: CallState, key: int, wasi: int, export: str, result: Invocation) -> None:
+                    state: CallState, key: int, wasi: int, export: str, result: Invocation, fuel: int) -> None:
         limits, timings = version.limits, result.timings
         t0 = time.perf_counter()
-        native = NativeCall(self.wasm.ptr, key, limits.fuel, limits.memory_mb * MIB,
+        native = NativeCall(self.wasm.ptr, key, fuel, limits.memory_mb * MIB,
                             self.wasm.deadline_ticks(limits.timeout_ms))
         phase = "instantiate"
         try:

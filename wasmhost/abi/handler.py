@@ -68,7 +68,7 @@ def _check_header(name: Any, value: Any) -> tuple[str, str]:
 
 # A function answers with the same few header sets again and again: validate a
 # set once, then find it by value.
-_HEADER_CACHE: dict[tuple[tuple[Any, Any], ...], tuple[tuple[str, str], ...]] = {}
+_HEADER_CACHE: dict[Any, tuple[tuple[str, str], ...]] = {}
 _HEADER_CACHE_MAX = 4096
 _HEADER_CACHE_MAX_BYTES = 4096
 
@@ -94,14 +94,49 @@ def _read_headers(unpacker: msgpack.Unpacker) -> tuple[tuple[str, str], ...]:
     return headers
 
 
+SMALL_RESPONSE = 16 * 1024  # at most ~16 K objects however it is packed: decode it in one call
+
+
 def decode_response(raw: bytes) -> Response:
     """Validate a guest's msgpack response map; anything off is a BadResponse.
 
-    Streaming, not `unpackb`: only `status`, `headers` and `body` become Python
-    objects; other keys are skipped without building anything, so a small
-    response cannot make the host allocate gigabytes (16 MB of empty maps would
-    be 16 million dicts).
+    A large response is decoded streaming: only `status`, `headers` and `body`
+    become Python objects and other keys are skipped without building anything,
+    so a response cannot make the host allocate gigabytes (16 MB of empty maps
+    would be 16 million dicts). A small one is decoded in one C call.
     """
+    if len(raw) <= SMALL_RESPONSE:
+        return _decode_small(raw)
+    return _decode_streaming(raw)
+
+
+def _decode_small(raw: bytes) -> Response:
+    try:
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=False, use_list=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if type(data) is not dict:
+        raise BadResponse("response must be a msgpack map")
+    headers_in = data.get("headers") or ()
+    try:
+        headers = _HEADER_CACHE.get(headers_in)
+    except TypeError:  # unhashable (a map inside): not a valid header list anyway
+        headers = None
+    if headers is None:
+        if not isinstance(headers_in, tuple):
+            raise BadResponse("response headers must be an array of [name, value] pairs")
+        if len(headers_in) > MAX_HEADERS:
+            raise BadResponse(f"response has {len(headers_in)} headers; at most {MAX_HEADERS} are allowed")
+        for pair in headers_in:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise BadResponse("each response header must be a [name, value] pair")
+        headers = tuple(_check_header(n, v) for n, v in headers_in)
+        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and len(raw) < _HEADER_CACHE_MAX_BYTES:
+            _HEADER_CACHE[headers_in] = headers
+    return _finish(data.get("status", 200), headers, data.get("body", b""))
+
+
+def _decode_streaming(raw: bytes) -> Response:
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(raw), 1))
     unpacker.feed(raw)
     status, headers, body = 200, (), b""
@@ -131,6 +166,10 @@ def decode_response(raw: bytes) -> Response:
         raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
+    return _finish(status, headers, body)
+
+
+def _finish(status: Any, headers: tuple[tuple[str, str], ...], body: Any) -> Response:
     if type(status) is not int or not 200 <= status <= 599:
         raise BadResponse(f"response status must be an integer from 200 to 599, got {status!r}"[:160])
     if type(body) is bytes:

@@ -52,6 +52,8 @@ class CallState:
     stdout_overflow: bool = False
     deadline: float = float("inf")  # time.monotonic() when the call's wall-clock budget ends
     slept_past_deadline: bool = False
+    host_calls_left: int = -1  # an inline attempt's budget of host calls; < 0: unlimited
+    over_budget: bool = False
 
     def add_log(self, data: bytes) -> None:
         room = self.max_log_bytes - len(self.log)
@@ -67,8 +69,16 @@ class CallState:
 STATES: dict[int, CallState] = {}
 
 
+OVER_BUDGET_TRAP = "inline attempt over its host-call budget (the call is rerun on a worker)"
+
+
 def _log(key: int, addr: int, size: int, args: int) -> str | None:
     state = STATES.get(key)
+    if state is not None and state.host_calls_left >= 0:
+        if state.host_calls_left == 0:
+            state.over_budget = True
+            return OVER_BUDGET_TRAP
+        state.host_calls_left -= 1
     ptr, length = get_i32(args, 0), get_i32(args, 1)
     if ptr + length > size:
         return "wasmhost.log: pointer/length outside linear memory"

@@ -20,9 +20,9 @@ from ..settings import Settings
 from .admin import AdminApi
 from .auth import AdminAuth
 from .errors import on_http_exception, on_unexpected, on_wasmhost_error
-from .invoke import FunctionEndpoint
+from .invoke import FunctionApp, FunctionDispatch
 from .metrics import Metrics
-from .openapi import INVOKE_METHODS, build_openapi
+from .openapi import build_openapi
 from .ops import OpsApi
 from .pool import InvocationPool
 
@@ -30,7 +30,7 @@ TOKEN_ENV = "WASMHOST_ADMIN_TOKEN"
 TOKEN_FILE_ENV = "WASMHOST_ADMIN_TOKEN_FILE"
 
 
-def create_app(host: Host, token: str | None) -> Starlette:
+def create_app(host: Host, token: str | None) -> FunctionDispatch:
     settings = host.settings
     pool = InvocationPool(settings.max_concurrency, settings.max_queue)
     metrics = Metrics()
@@ -38,9 +38,8 @@ def create_app(host: Host, token: str | None) -> Starlette:
     auth = AdminAuth(token)
     admin = AdminApi(host, auth, metrics, logs)
     ops = OpsApi(host, pool, metrics)
-    functions = FunctionEndpoint(host, pool, metrics, logs)
+    functions = FunctionApp(host, pool, metrics, logs)
     openapi = build_openapi()
-    invoke_methods = [m.upper() for m in INVOKE_METHODS]
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
@@ -67,8 +66,7 @@ def create_app(host: Host, token: str | None) -> Starlette:
         Route("/v1/functions/{name}", admin.delete, methods=["DELETE"]),
         Route("/v1/functions/{name}/rollback", admin.rollback, methods=["POST"]),
         Route("/v1/functions/{name}/logs", admin.invocation_logs, methods=["GET"]),
-        Route("/fn/{name}", functions.__call__, methods=invoke_methods),
-        Route("/fn/{name}/{path:path}", functions.__call__, methods=invoke_methods),
+        # /fn/{name}[/{path}] (every method) is FunctionApp, dispatched before this router.
     ]
     app = Starlette(
         routes=routes,
@@ -78,7 +76,7 @@ def create_app(host: Host, token: str | None) -> Starlette:
     )
     app.state.host = host
     app.state.pool = pool
-    return app
+    return FunctionDispatch(functions, app)
 
 
 def read_token(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
@@ -90,6 +88,6 @@ def read_token(environ: dict[str, str] | os._Environ[str] = os.environ) -> str |
     return token or None
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> FunctionDispatch:
     """uvicorn's factory: each worker process builds its own Host from WASMHOST_* variables."""
     return create_app(Host(Settings.from_env()), read_token())

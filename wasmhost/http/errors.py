@@ -20,10 +20,15 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "
                413: "too_large", 415: "unsupported_media_type", 503: "overloaded"}
 
 
-def error_response(exc: WasmhostError, request_id: str | None = None) -> JSONResponse:
+def error_body(exc: WasmhostError, request_id: str | None = None) -> dict:
     body = {"error": exc.to_dict()}
     if request_id:
         body["error"]["request_id"] = request_id
+    return body
+
+
+def error_response(exc: WasmhostError, request_id: str | None = None) -> JSONResponse:
+    body = error_body(exc, request_id)
     headers: dict[str, str] = {}
     if isinstance(exc, Overloaded):
         headers["retry-after"] = str(exc.retry_after)
