@@ -240,7 +240,7 @@ class FunctionApp:
 async def send_error(send: Send, exc: WasmhostError, request_id: bytes | None,
                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
     rid = request_id.decode() if request_id else None
-    body = json.dumps(error_body(exc, rid)).encode()
+    body = json.dumps(error_body(exc, rid), ensure_ascii=False, separators=(",", ":")).encode()  # as JSONResponse
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if rid and not extra:
         headers.append((b"x-request-id", request_id or b""))
