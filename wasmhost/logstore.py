@@ -56,6 +56,8 @@ class LogStore:
         self.keep = keep_per_function
         self.dropped = 0
         self._queue: queue.Queue[InvocationRecord | None] = queue.Queue(maxsize=max_pending)
+        self._wake = threading.Event()
+        self._stopping = False
         self._interval = flush_interval_s
         self._lock = threading.Lock()  # one writer at a time in this process
         self._conn = self._connect()
@@ -77,30 +79,32 @@ class LogStore:
             self._queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
+            return
+        self._wake.set()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
+        # Records stay in the queue until written, so a reader's flush() always sees them.
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
             time.sleep(self._interval)  # let a batch gather
-            self._write_pending(first)
+            self._write_pending()
 
-    def _write_pending(self, first: InvocationRecord | None = None) -> None:
-        batch = [first] if first is not None else []
-        while True:
+    def _write_pending(self) -> None:
+        # Drain and write under one lock: a reader's flush() then waits for a batch
+        # in flight instead of reading the database before it is committed.
+        with self._lock:
+            batch: list[InvocationRecord] = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    batch.append(item)
+            if not batch:
+                return
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put_nowait(None)  # keep the stop signal for _run
-                break
-            batch.append(item)
-        if not batch:
-            return
-        try:
-            with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.executemany(
                     "INSERT INTO invocations (request_id, function, version, time, status, code, duration_ms,"
@@ -112,12 +116,12 @@ class LogStore:
                         "DELETE FROM invocations WHERE function = ? AND id <= (SELECT id FROM invocations"
                         " WHERE function = ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (function, function, self.keep))
                 self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("could not write %d invocation records: %s", len(batch), exc)
-            try:
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            except sqlite3.Error as exc:
+                log.error("could not write %d invocation records: %s", len(batch), exc)
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
 
     def flush(self) -> None:
         self._write_pending()
@@ -144,7 +148,8 @@ class LogStore:
             self._conn.execute("DELETE FROM invocations WHERE function = ?", (function,))
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout=2)
         self.flush()
         with self._lock:

@@ -184,8 +184,17 @@ class FunctionApp:
                 self.metrics.overloaded.inc()
             await send_error(send, exc, request_id)
             return
-        status, code = await self._respond(send, inv, queue_s, inline, request_id)
-        self._record(inv, status, code, request_id.decode(), queue_s)
+        if inv.error is not None:
+            assert isinstance(inv.error, WasmhostError)
+            status, code = inv.error.http_status, inv.error.code
+        else:
+            assert inv.response is not None
+            status, code = inv.response.status, None
+        # The log record goes in before the answer, so a client that asks for its logs
+        # right after the answer finds them; metrics are counted after it has gone.
+        self._log(inv, status, code, request_id.decode())
+        await self._respond(send, inv, queue_s, inline, request_id)
+        self._count(inv, code, queue_s)
 
     def _invoke(self, name: str, request: Request, version: int | None) -> Invocation:
         self.metrics.in_flight.inc()
@@ -195,13 +204,13 @@ class FunctionApp:
             self.metrics.in_flight.dec()
 
     async def _respond(self, send: Send, inv: Invocation, queue_s: float, inline: bool,
-                       request_id: bytes) -> tuple[int, str | None]:
+                       request_id: bytes) -> None:
         ours = [(b"server-timing", server_timing(inv, queue_s, inline)), (b"x-request-id", request_id),
                 (b"x-wasmhost-version", str(inv.version).encode())]
         if inv.error is not None:
             assert isinstance(inv.error, WasmhostError)
             await send_error(send, inv.error, request_id, ours)
-            return inv.error.http_status, inv.error.code
+            return
         response = inv.response
         assert response is not None
         status = response.status
@@ -217,22 +226,22 @@ class FunctionApp:
         headers.extend(ours)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return status, None
 
-    def _record(self, inv: Invocation, status: int, code: str | None, request_id: str, queue_s: float) -> None:
-        """Metrics and the invocation log, after the response has gone out."""
+    def _count(self, inv: Invocation, code: str | None, queue_s: float) -> None:
         m = self.metrics
         m.invocation(inv.function, code or "ok", inv.timings.total, inv.tier, queue_s)
         if inv.tier == "compile":
             m.compile_seconds.inc(inv.timings.load)
-        now = time.time()
+        now = time.monotonic()
         if now - self._rss_at > 5:
             self._rss_at = now
             m.rss.set(m.process.memory_info().rss)
+
+    def _log(self, inv: Invocation, status: int, code: str | None, request_id: str) -> None:
         # Calls that wrote nothing and succeeded are counted in the metrics, not logged:
         # a row per call cost ~25 µs of the event loop's time (measured), a third of a call.
         if inv.logs or code is not None or status >= 500:
-            self.logs.add(InvocationRecord(request_id, inv.function, inv.version, now, status, code,
+            self.logs.add(InvocationRecord(request_id, inv.function, inv.version, time.time(), status, code,
                                            round(inv.timings.total * 1e3, 3), inv.tier, inv.fuel_used,
                                            inv.logs, inv.logs_truncated))
 
