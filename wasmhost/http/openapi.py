@@ -97,7 +97,7 @@ def build_openapi() -> dict[str, Any]:
                 "version": {"type": "integer", "minimum": 1}}}}}},
             "responses": {"200": _json(version_ref, "the now active version"), **_errors(400, 401, 404)}}},
         "/v1/functions/{name}/logs": {"get": {
-            "summary": "Recent invocations with their logs, newest first", "operationId": "function_logs",
+            "summary": "Recent invocations that wrote log lines or failed, with their logs, newest first", "operationId": "function_logs",
             "tags": ["admin"], "security": AUTH,
             "parameters": [NAME, {"name": "limit", "in": "query",
                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
