@@ -48,13 +48,19 @@ log = logging.getLogger("wasmhost.http")
 
 async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass `limit`."""
+    framed = False
     for key, value in scope["headers"]:
         if key == b"content-length":
+            framed = True
             if not DIGITS.fullmatch(value.strip().decode("latin-1")):
                 raise BadRequest("invalid Content-Length header")
             if int(value) > limit:
                 raise TooLarge(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
                                limit=limit)
+        elif key == b"transfer-encoding":
+            framed = True
+    if not framed and scope.get("http_version") in ("1.0", "1.1"):
+        return b""  # HTTP/1: no Content-Length and no Transfer-Encoding means no body
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -155,6 +161,10 @@ class FunctionApp:
         self.logs = logs
         self.inline = inline
         self._rss_at = 0.0
+        # Request ids: a random 80-bit prefix per process and a counter, unique without a
+        # syscall per request (os.urandom was ~2 µs of ~100 here).
+        self._id_base = os.urandom(10).hex().encode()
+        self._ids = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = b""
@@ -163,7 +173,8 @@ class FunctionApp:
                 request_id = value
                 break
         if not REQUEST_ID.fullmatch(request_id):
-            request_id = os.urandom(16).hex().encode()
+            self._ids += 1
+            request_id = b"%s%012x" % (self._id_base, self._ids)
         try:
             target, path = split_path(scope)
             if not target:
