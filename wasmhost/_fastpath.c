@@ -16,6 +16,7 @@
 #include <Python.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -59,8 +60,84 @@ static struct {
     const valtype_vec_t *(*functype_params)(const void *functype);
     const valtype_vec_t *(*functype_results)(const void *functype);
     void (*functype_delete)(void *functype);
+    void *(*caller_context)(void *caller);
+    bool (*caller_export_get)(void *caller, const char *name, size_t len, extern_t *out);
+    void *(*context_get_data)(void *ctx);
+    void *(*trap_new)(const char *message, size_t len);
+    void *(*linker_define_func_unchecked)(void *linker, const char *module, size_t module_len, const char *name,
+                                          size_t name_len, const void *ty, void *callback, void *env,
+                                          void (*finalizer)(void *));
 } api;
 static int ready = 0;
+
+/* Per-call state, the Store's data. `key` comes first: the Python host functions
+ * (native.define_host_func) read it to find their CallState. The rest is for the
+ * C host function wasmhost.log, which writes here without touching the GIL. */
+typedef struct {
+    int64_t key;
+    int64_t host_calls_left; /* an inline attempt's budget; < 0: unlimited */
+    int32_t over_budget;
+    int32_t log_truncated;
+    size_t log_len, log_cap;  /* log_cap = the server's max_log_bytes */
+    char *log;                /* malloc'd on the first line */
+} hoststate_t;
+
+#define TRAP(msg) api.trap_new((msg), sizeof(msg) - 1)
+
+/* wasmhost.log(ptr, len): one line for the invocation's log; never more than log_cap bytes. */
+static void *c_log(void *env, void *caller, val_raw_t *args, size_t nargs) {
+    void *ctx = api.caller_context(caller);
+    hoststate_t *st = (hoststate_t *)api.context_get_data(ctx);
+    extern_t mem;
+    uint32_t ptr = (uint32_t)args[0].i32, len = (uint32_t)args[1].i32;
+    if (!api.caller_export_get(caller, "memory", 6, &mem) || mem.kind != EXTERN_MEMORY)
+        return TRAP("wasmhost.log: the module exports no memory");
+    size_t size = api.memory_data_size(ctx, &mem.of);
+    if ((uint64_t)ptr + len > size) return TRAP("wasmhost.log: pointer/length outside linear memory");
+    if (st == NULL) return NULL;
+    if (st->host_calls_left >= 0) {
+        if (st->host_calls_left == 0) {
+            st->over_budget = 1;
+            return TRAP("inline attempt over its host-call budget (the call is rerun on a worker)");
+        }
+        st->host_calls_left--;
+    }
+    size_t room = st->log_cap - st->log_len;
+    if (room == 0) { st->log_truncated = 1; return NULL; }
+    if (st->log == NULL) {
+        st->log = malloc(st->log_cap);
+        if (st->log == NULL) { st->log_truncated = 1; return NULL; }
+    }
+    const uint8_t *base = api.memory_data(ctx, &mem.of);
+    size_t n = (size_t)len + 1 <= room ? (size_t)len : room;  /* the line and its newline, as far as they fit */
+    memcpy(st->log + st->log_len, base + ptr, n);
+    st->log_len += n;
+    if (st->log_len < st->log_cap) st->log[st->log_len++] = '\n';
+    if ((size_t)len + 1 > room) st->log_truncated = 1;
+    return NULL;
+}
+
+static PyObject *fp_define_log(PyObject *self, PyObject *args) {
+    unsigned long long linker, functype;
+    if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
+    if (!PyArg_ParseTuple(args, "KK", &linker, &functype)) return NULL;
+    void *err = api.linker_define_func_unchecked((void *)linker, "wasmhost", 8, "log", 3, (void *)functype,
+                                                 (void *)c_log, NULL, NULL);
+    if (err) {
+        api.error_delete(err);
+        PyErr_SetString(PyExc_RuntimeError, "could not define wasmhost.log");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The log bytes as a Python object (the caller holds the GIL), then free them. */
+static PyObject *take_log(hoststate_t *st) {
+    PyObject *out = PyBytes_FromStringAndSize(st->log ? st->log : "", (Py_ssize_t)st->log_len);
+    free(st->log);
+    st->log = NULL;
+    return out;
+}
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -166,17 +243,19 @@ static int run_export(call_t *c, const char *name, size_t len, void **err, void 
     return (*err || *trap) ? FAULT_RUN : OK;
 }
 
-/* call_handler(engine, pre, key, fuel, memory_bytes, ticks, wasi, initialize, request, max_response)
- * -> (outcome, response_or_a, b, c, fuel_used, instantiate_ns, run_ns) */
+/* call_handler(engine, pre, key, fuel, memory_bytes, ticks, wasi, initialize, request, max_response,
+ *              host_calls_left, max_log_bytes)
+ * -> (outcome, response_or_a, b, c, fuel_used, instantiate_ns, run_ns, log, log_truncated, over_budget) */
 static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
-    unsigned long long engine, pre, key, fuel, ticks, wasi, max_response;
-    long long memory_bytes;
+    unsigned long long engine, pre, key, fuel, ticks, wasi, max_response, log_cap;
+    long long memory_bytes, host_calls_left;
     int initialize;
     Py_buffer request;
     if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KKKKLKKpy*K", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
-                          &initialize, &request, &max_response))
+    if (!PyArg_ParseTuple(args, "KKKKLKKpy*KLK", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
+                          &initialize, &request, &max_response, &host_calls_left, &log_cap))
         return NULL;
+    hoststate_t st = {(int64_t)key, host_calls_left, 0, 0, 0, (size_t)log_cap, NULL};
     call_t c;
     int outcome = OK;
     unsigned long long a = 0, b = 0, cc = 0;
@@ -187,7 +266,7 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
 
     Py_BEGIN_ALLOW_THREADS
     t0 = now_ns();
-    outcome = start(&c, (void *)engine, (void *)pre, (void *)key, fuel, memory_bytes, ticks, (void *)wasi,
+    outcome = start(&c, (void *)engine, (void *)pre, &st, fuel, memory_bytes, ticks, (void *)wasi,
                     &err, &trap);
     t1 = now_ns();
     if (outcome == OK) {
@@ -249,7 +328,10 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     used = close_store(&c, fuel);
     Py_END_ALLOW_THREADS
-    if (outcome == OK && response == NULL) {  /* out of Python memory: free any fault and raise */
+    PyObject *log = take_log(&st);
+    if ((outcome == OK && response == NULL) || log == NULL) {  /* out of Python memory */
+        Py_XDECREF(response);
+        Py_XDECREF(log);
         return NULL;
     }
     if (outcome == FAULT_INSTANTIATE || outcome == FAULT_RUN) {
@@ -257,11 +339,11 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
         b = (unsigned long long)(uintptr_t)trap;
     }
     if (outcome == OK) {
-        return Py_BuildValue("(iNKKKLL)", outcome, response, b, cc, (unsigned long long)used,
-                             (long long)(t1 - t0), (long long)(t2 - t1));
+        return Py_BuildValue("(iNKKKLLNii)", outcome, response, b, cc, (unsigned long long)used,
+                             (long long)(t1 - t0), (long long)(t2 - t1), log, st.log_truncated, st.over_budget);
     }
-    return Py_BuildValue("(iKKKKLL)", outcome, a, b, cc, (unsigned long long)used,
-                         (long long)(t1 - t0), (long long)(t2 - t1));
+    return Py_BuildValue("(iKKKKLLNii)", outcome, a, b, cc, (unsigned long long)used,
+                         (long long)(t1 - t0), (long long)(t2 - t1), log, st.log_truncated, st.over_budget);
 }
 
 /* call_export(engine, pre, key, fuel, memory_bytes, ticks, wasi, export)
@@ -275,6 +357,7 @@ static PyObject *fp_call_export(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKKKLKKy#", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
                           &name, &name_len))
         return NULL;
+    hoststate_t st = {(int64_t)key, -1, 0, 0, 0, 0, NULL};
     call_t c;
     int outcome = OK;
     unsigned long long a = 0, b = 0, cc = 0;
@@ -283,7 +366,7 @@ static PyObject *fp_call_export(PyObject *self, PyObject *args) {
     uint64_t used;
     Py_BEGIN_ALLOW_THREADS
     t0 = now_ns();
-    outcome = start(&c, (void *)engine, (void *)pre, (void *)key, fuel, memory_bytes, ticks, (void *)wasi,
+    outcome = start(&c, (void *)engine, (void *)pre, &st, fuel, memory_bytes, ticks, (void *)wasi,
                     &err, &trap);
     t1 = now_ns();
     if (outcome == OK) {
@@ -306,6 +389,7 @@ static PyMethodDef methods[] = {
     {"init", fp_init, METH_VARARGS, "init(addresses, (sizeof instance, extern, val_raw))"},
     {"call_handler", fp_call_handler, METH_VARARGS, "One fresh-instance call of a handler module."},
     {"call_export", fp_call_export, METH_VARARGS, "One fresh-instance run of a () -> () export."},
+    {"define_log", fp_define_log, METH_VARARGS, "define_log(linker, functype): wasmhost.log in C."},
     {NULL, NULL, 0, NULL},
 };
 

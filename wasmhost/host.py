@@ -53,16 +53,17 @@ WARMUP_WASI_WAT = """(module
     (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 48)))
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 1))))"""
 
-_linkers: dict[int, Linkers] = {}
+_linkers: dict[tuple[int, bool], Linkers] = {}
 _linkers_lock = threading.Lock()
 
 
-def linkers_for(wasm: WasmEngine) -> Linkers:
-    """Linkers are per engine and store-independent: build them once."""
+def linkers_for(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
+    """Linkers are per engine (and invocation path) and store-independent: build them once."""
+    key = (id(wasm), fastpath is not None)
     with _linkers_lock:
-        linkers = _linkers.get(id(wasm))
+        linkers = _linkers.get(key)
         if linkers is None:
-            linkers = _linkers[id(wasm)] = build_linkers(wasm)
+            linkers = _linkers[key] = build_linkers(wasm, fastpath)
         return linkers
 
 
@@ -97,11 +98,11 @@ class Host:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.wasm = shared_engine(self.settings)
-        self.linkers = linkers_for(self.wasm)
+        self.sandbox = Sandbox(self.wasm, self.settings)
+        self.linkers = linkers_for(self.wasm, self.sandbox.fast)
         self.registry = Registry(self.settings.data_dir)
         self.cache = CompiledCache(self.wasm, self.linkers, self.settings.data_dir, self.registry.read_blob,
                                    self.settings.cache_max_modules, self.settings.cache_max_bytes)
-        self.sandbox = Sandbox(self.wasm, self.settings)
         self._inline_off: dict[str, float] = {}  # digest -> monotonic time until which not to try inline
         self.registry.preload()
         self._warm_up()

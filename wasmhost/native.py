@@ -121,11 +121,12 @@ class _Scratch(ctypes.Structure):
         ("args", capi.wasmtime_val_raw_t * 4),
         ("trap", c_void_p),
         ("fuel", c_uint64),
+        ("key", ctypes.c_int64),
     ]
 
 
 class _ScratchAddrs:
-    __slots__ = ("buf", "instance", "externs", "args", "trap", "fuel")
+    __slots__ = ("buf", "instance", "externs", "args", "trap", "fuel", "key")
 
     def __init__(self) -> None:
         self.buf = _Scratch()
@@ -135,6 +136,7 @@ class _ScratchAddrs:
         self.args = base + _Scratch.args.offset
         self.trap = base + _Scratch.trap.offset
         self.fuel = base + _Scratch.fuel.offset
+        self.key = base + _Scratch.key.offset
 
 
 _local = threading.local()
@@ -159,9 +161,11 @@ class NativeCall:
     __slots__ = ("store", "ctx", "s", "fuel", "_slot")
 
     def __init__(self, engine_ptr: int, key: int, fuel: int, memory_bytes: int, deadline_ticks: int) -> None:
-        self.store = _store_new(engine_ptr, key, None)  # store data = the host functions' state key
-        self.ctx = ctx = _store_context(self.store)
         self.s = _scratch()
+        self.s.buf.key = key
+        # Store data = a struct whose first field is the key (the layout _fastpath.c uses too).
+        self.store = _store_new(engine_ptr, self.s.key, None)
+        self.ctx = ctx = _store_context(self.store)
         self.fuel = fuel
         self._slot = 0
         # One memory, one table, one instance: enough for any core module we accept.
@@ -298,7 +302,8 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
     def callback(_env: int, caller: int, args: int, _nargs: int) -> int:
         try:
             ctx = _caller_context(caller)
-            key = _context_get_data(ctx) or 0
+            data = _context_get_data(ctx)
+            key = ctypes.c_int64.from_address(data).value if data else 0
             slot = _scratch().externs + 32 * 3  # slot 3 is never used by NativeCall.export
             if _caller_export_get(caller, b"memory", 6, slot) and c_uint8.from_address(slot).value == EXTERN_MEMORY:
                 mem = slot + _OF
@@ -330,7 +335,8 @@ FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
     "wasmtime_context_set_wasi", "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
     "wasmtime_func_call_unchecked", "wasmtime_memory_data", "wasmtime_memory_data_size",
     "wasmtime_error_delete", "wasi_config_delete", "wasmtime_func_type", "wasm_functype_params",
-    "wasm_functype_results", "wasm_functype_delete",
+    "wasm_functype_results", "wasm_functype_delete", "wasmtime_caller_context", "wasmtime_caller_export_get",
+    "wasmtime_context_get_data", "wasmtime_trap_new", "wasmtime_linker_define_func_unchecked",
 )
 
 

@@ -111,8 +111,15 @@ class Sandbox:
         else:
             body = handler.encode_request(request, version.config)
             out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, key, fuel, memory_cap, ticks,
-                                    wasi, prepared.has_initialize, body, self.settings.max_response_bytes)
-        outcome, a, b, c, result.fuel_used, inst_ns, run_ns = out
+                                    wasi, prepared.has_initialize, body, self.settings.max_response_bytes,
+                                    state.host_calls_left, self.settings.max_log_bytes)
+            # What the C wasmhost.log wrote (modules without WASI; the others log through Python).
+            log, truncated, over_budget = out[7:]
+            if log:
+                state.add_log(log)
+            state.log_truncated = state.log_truncated or bool(truncated)
+            state.over_budget = state.over_budget or bool(over_budget)
+        outcome, a, b, c, result.fuel_used, inst_ns, run_ns = out[:7]
         result.timings.instantiate = inst_ns / 1e9
         result.timings.run = run_ns / 1e9
         if outcome == OK:

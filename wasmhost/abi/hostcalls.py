@@ -22,11 +22,12 @@ import ctypes
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import wasmtime
 
 from ..engine import WasmEngine
-from ..native import define_host_func, get_i32, set_i32
+from ..native import address, define_host_func, get_i32, set_i32
 
 WASI_MODULE = "wasi_snapshot_preview1"
 ERRNO_SUCCESS = 0
@@ -199,14 +200,20 @@ class Linkers:
     _keepalive: tuple[object, ...]
 
 
-def build_linkers(wasm: WasmEngine) -> Linkers:
+def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
+    """With `fastpath` (the compiled _fastpath module), the plain linker's
+    `wasmhost.log` is its C function, which needs no GIL; modules with WASI keep
+    the Python one so that their log lines and stdio stay in one ordered buffer."""
     i32 = wasmtime.ValType.i32()
     log_type = wasmtime.FuncType([i32, i32], [])
     fd_write_type = wasmtime.FuncType([i32, i32, i32, i32], [i32])
-    keep: list[object] = []
+    keep: list[object] = [log_type]
 
     plain = wasmtime.Linker(wasm.engine)
-    keep.append(define_host_func(plain, "wasmhost", "log", log_type, _log))
+    if fastpath is not None:
+        fastpath.define_log(address(plain), address(log_type))
+    else:
+        keep.append(define_host_func(plain, "wasmhost", "log", log_type, _log))
 
     wasi = wasmtime.Linker(wasm.engine)
     wasi.define_wasi()
