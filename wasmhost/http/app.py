@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,6 +30,7 @@ from .ops import OpsApi
 from .pool import InvocationPool
 
 TOKEN_ENV = "WASMHOST_ADMIN_TOKEN"
+GC_INTERVAL_S = 3600.0
 TOKEN_FILE_ENV = "WASMHOST_ADMIN_TOKEN_FILE"
 
 
@@ -44,11 +48,22 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(openapi)
 
+    async def collect_garbage_hourly() -> None:
+        """What deleted functions left on disk goes within the hour, not at the next restart."""
+        while True:
+            await asyncio.sleep(GC_INTERVAL_S)
+            try:
+                await run_in_threadpool(host.collect_garbage)
+            except Exception:  # never let housekeeping take the server down; say so in the log
+                logging.getLogger("wasmhost.http").exception("garbage collection failed")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gc_task = asyncio.create_task(collect_garbage_hourly())
         try:
             yield
         finally:
+            gc_task.cancel()
             pool.shutdown()
             logs.close()
             host.close()
