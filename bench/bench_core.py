@@ -211,7 +211,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\n| module | memory tier µs/call, C path (median) | same, ctypes path | first call after restart, disk (ms) "
+    print("\n| module | memory tier µs/call, C path (median) | same, ctypes path | first call after restart, disk (ms) "
           "| same, compile (ms) | compile/disk |")
     print("|---|---|---|---|---|---|")
     for name in MODULES + ["large"]:

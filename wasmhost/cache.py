@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -29,7 +29,7 @@ import xxhash
 from .abi.hostcalls import WASI_MODULE, Linkers
 from .engine import WasmEngine
 from .native import address
-from .errors import InternalError, InvalidModule
+from .errors import InvalidModule
 from .models import Tier
 
 log = logging.getLogger("wasmhost.cache")
@@ -286,13 +286,3 @@ class CompiledCache:
 
     def memory_bytes(self) -> int:
         return self._bytes
-
-    def remove_artifact(self, digest: str) -> None:
-        path = self.artifact_path(digest)
-        for stale in (path.with_suffix(".sum"), path):
-            try:
-                stale.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise InternalError(f"could not remove artifact: {exc.strerror}") from None

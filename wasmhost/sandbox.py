@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any
 
 from .abi import handler, wagi
 from .abi.hostcalls import STATES, CallState
@@ -252,8 +251,4 @@ class Sandbox:
             STATES.pop(key, None)
             native.close()
         return wagi.routes_from_output(state, frozenset(exp.name for exp in prepared.module.exports))
-
-
-def describe_paths() -> dict[str, Any]:
-    return {"fastpath_built": _fastpath is not None}
 
