@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data
 
-.PHONY: install modules test serve bench clean
+.PHONY: install wat modules toolchains test serve bench clean
 
 install: $(STAMP)
 
@@ -15,16 +15,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-modules: install
+# The WAT examples need only the venv (serve, bench and the tests use them); the
+# SDK examples in modules/wasm/ are committed, so nothing else needs a toolchain.
+wat: install
 	$(PY) modules/build.py
+
+# Every example from source: the WAT ones, then each language's (needs
+# scripts/install-toolchains.sh; each build.sh names what is missing).
+modules: wat
+	@status=0; for script in modules/*/build.sh; do \
+	    echo "== $$script"; bash "$$script" || status=$$?; \
+	done; \
+	if [ $$status -eq 3 ]; then echo "some toolchains are missing: run scripts/install-toolchains.sh" >&2; fi; \
+	exit $$status
+
+toolchains:
+	bash scripts/install-toolchains.sh
 
 test: install
 	$(PY) -m pytest -q
 
-serve: install modules
+serve: wat
 	$(PY) -m wasmhost serve --data $(DATA) --deploy-examples
 
-bench: install modules
+bench: wat
 	$(PY) bench/bench_core.py
 
 clean:
