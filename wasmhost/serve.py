@@ -20,6 +20,15 @@ EXAMPLE_NAMES = {"hello_handler": "hello", "hello_wagi": "hello-wagi", "echo_han
                  "cpu_loop": "cpu-loop", "wagi_env": "wagi-env", "wagi_routes": "wagi-routes",
                  "wagi_status": "wagi-status", "wasi_handler": "wasi-handler", "hello_nolog": "hello-nolog"}
 EXAMPLE_LIMITS = {"cpu_loop": {"fuel": 1_000_000_000}}
+EXAMPLE_CALLS = {  # how to call an SDK example usefully, when a plain GET is not it
+    "c-router": "BASE/fn/c-router/users/42/posts/7",
+    "c-sha256": "--data-binary 'hello' BASE/fn/c-sha256",
+    "zig-markdown": "--data-binary '# Hello *world*' BASE/fn/zig-markdown",
+    "zig-echo": "-X PUT --data-binary 'hi' 'BASE/fn/zig-echo/some/path?q=1'",
+    "rust-json-api": "-i -X POST --data-binary '{\"name\": \"pen\", \"qty\": 2}' BASE/fn/rust-json-api/items",
+    "rust-echo": "-X POST --data-binary 'hi' 'BASE/fn/rust-echo/a/b?x=1'",
+    "as-echo": "-X POST --data-binary 'hi' 'BASE/fn/as-echo/a/b?x=1'",
+}
 
 
 def is_loopback(host: str) -> bool:
@@ -32,12 +41,13 @@ def is_loopback(host: str) -> bool:
 
 
 def deploy_examples(directory: Path) -> list[str]:
-    """Deploy every example module found in `directory`; returns the function names."""
+    """Deploy the WAT examples built in `directory` and the SDK examples committed in
+    `modules/wasm/` beside it (`c-router.wasm` → `c-router`); returns the names."""
     from .host import Host
     from .settings import Settings
 
     if not directory.is_dir():
-        raise BadRequest(f"no example modules in {directory}: run `make modules` first")
+        raise BadRequest(f"no example modules in {directory}: run `make wat` first")
     deployed = []
     with Host(Settings.from_env()) as host:
         for stem, name in EXAMPLE_NAMES.items():
@@ -45,6 +55,14 @@ def deploy_examples(directory: Path) -> list[str]:
             if path.exists():
                 host.deploy(name, path.read_bytes(), limits=EXAMPLE_LIMITS.get(stem))
                 deployed.append(name)
+        sdk_examples = directory.parent / "wasm"
+        for path in sorted(sdk_examples.glob("*.wasm")) if sdk_examples.is_dir() else ():
+            name = path.stem.replace("_", "-").lower()
+            try:
+                host.deploy(name, path.read_bytes(), limits={"fuel": 2_000_000_000})
+                deployed.append(name)
+            except WasmhostError as exc:  # one bad example must not keep the server from starting
+                print(f"warning: example {path.name} not deployed: {exc.code}: {exc.message}", file=sys.stderr)
     return deployed
 
 
@@ -67,6 +85,8 @@ def print_welcome(base: str, names: list[str], token: bool) -> None:
                 lines.append(f"  curl -s -X POST --data-binary 'hello' {base}/fn/echo | od -c | head")
             elif name == "wagi-routes":
                 lines.append(f"  curl -i {base}/fn/wagi-routes/hello")
+            elif name in EXAMPLE_CALLS:
+                lines.append(f"  curl -s {EXAMPLE_CALLS[name]}".replace("BASE", base))
             else:
                 lines.append(f"  curl -i {base}/fn/{name}")
     lines += ["", "Deploy your own:",
