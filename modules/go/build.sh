@@ -41,7 +41,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 for mod in "$HERE"/*/go.mod; do
   dir="$(dirname "$mod")"
   name="$(basename "$dir")"
-  (cd "$dir" && GOOS=wasip1 GOARCH=wasm "$GO" build -buildmode=c-shared -trimpath \
+  (cd "$dir" && GOOS=wasip1 GOARCH=wasm "$GO" build -buildmode=c-shared -buildvcs=false -trimpath \
      -ldflags="-s -w -buildid=" -o "$SCRATCH/go-$name.wasm" .)
   mv "$SCRATCH/go-$name.wasm" "$OUT/go-$name.wasm"
   echo "built modules/wasm/go-$name.wasm ($(wc -c <"$OUT/go-$name.wasm") bytes)"
