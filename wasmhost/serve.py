@@ -25,7 +25,7 @@ EXAMPLE_CALLS = {  # how to call an SDK example usefully, when a plain GET is no
     "c-sha256": "--data-binary 'hello' BASE/fn/c-sha256",
     "zig-markdown": "--data-binary '# Hello *world*' BASE/fn/zig-markdown",
     "zig-echo": "-X PUT --data-binary 'hi' 'BASE/fn/zig-echo/some/path?q=1'",
-    "rust-json-api": "-i -X POST --data-binary '{\"name\": \"pen\", \"qty\": 2}' BASE/fn/rust-json-api/items",
+    "rust-json-api": "-i -H 'content-type: application/json' --data-binary '{\"name\": \"pen\", \"qty\": 2}' BASE/fn/rust-json-api/items",
     "rust-echo": "-X POST --data-binary 'hi' 'BASE/fn/rust-echo/a/b?x=1'",
     "as-echo": "-X POST --data-binary 'hi' 'BASE/fn/as-echo/a/b?x=1'",
 }
