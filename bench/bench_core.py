@@ -24,13 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.build import build_all  # noqa: E402
+from modules.build import build_all
 
 MODULES = ["hello_nolog", "hello_handler", "hello_wagi"]
 
@@ -205,7 +205,7 @@ def main() -> int:
 
     machine = {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
                "machine": platform.machine()}
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine,
               "memory_tier": memory, "restart": restart}
     out = args.out or ROOT / "bench" / "results" / f"core-{datetime.now():%Y-%m-%d}-{platform.node() or 'host'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,188 +27,35 @@ import http.client
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
-from importlib import metadata
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.build import build_all  # noqa: E402
+from bench.common import (
+    CONTENT_TYPE,
+    HELLO,
+    UVICORN_FLAGS,
+    Proc,
+    RawClient,
+    deploy,
+    machine_info,
+    parse_server_timing,
+    start_bare,
+    start_wasmhost,
+    summarize,
+)
+from modules.build import build_all
 
-HELLO = b"Hello, world!\n"
-CONTENT_TYPE = "text/plain; charset=utf-8"
-# The uvicorn settings `wasmhost serve` passes to uvicorn.run (wasmhost/serve.py), as CLI flags.
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log",
-                 "--no-server-header", "--log-level", "warning", "--timeout-graceful-shutdown", "10"]
 # target name -> path (the bare app serves the same path as wasmhost's hello).
 TARGETS = {"bare": "/fn/hello", "wasmhost hello": "/fn/hello", "wasmhost hello-nolog": "/fn/hello-nolog"}
-
-
-# --------------------------------------------------------------------------- servers
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    """A server subprocess in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict[str, str]) -> None:
-        self.name, self.port, self.log_path = name, port, log_path
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def wait_ready(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", path)
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
-
-    def cpu_seconds(self) -> float:
-        """user + system CPU of the server process (all its threads) so far."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WASMHOST_", "PROMETHEUS_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def start_wasmhost(tmp: Path) -> Proc:
-    port = free_port()
-    argv = [sys.executable, "-m", "wasmhost", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data", str(tmp / "data"), "--workers", "1", "--log-level", "warning"]
-    proc = Proc("wasmhost", argv, port, tmp / "wasmhost.log", clean_env())
-    proc.wait_ready("/readyz")
-    return proc
-
-
-def start_bare(tmp: Path) -> Proc:
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1", "--port", str(port),
-            *UVICORN_FLAGS]
-    proc = Proc("bare", argv, port, tmp / "bare.log", clean_env())
-    proc.wait_ready("/fn/hello")
-    return proc
-
-
-def deploy(port: int, name: str, wasm: bytes) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("PUT", f"/v1/functions/{name}", body=wasm, headers={"content-type": "application/wasm"})
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    if resp.status not in (200, 201):
-        raise RuntimeError(f"deploy {name}: HTTP {resp.status}: {body[:500]!r}")
-
-
-# --------------------------------------------------------------------------- clients
-
-class RawClient:
-    """HTTP/1.1 keep-alive GET over a plain socket: a pre-encoded request, the response read up to
-    its Content-Length. `get()` returns (head, body) unparsed; `parse()` is called outside the timing."""
-
-    def __init__(self, port: int, path: str) -> None:
-        self.port = port
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-http\r\n"
-                        "Accept: */*\r\n\r\n").encode()
-        self.reconnects = 0
-        self._connect()
-
-    def _connect(self) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", self.port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def get(self) -> tuple[bytes, bytes]:
-        try:
-            return self._get()
-        except (ConnectionError, EOFError):  # the server closed an idle keep-alive connection
-            self.sock.close()
-            self.reconnects += 1
-            self._connect()
-            return self._get()
-
-    def _get(self) -> tuple[bytes, bytes]:
-        sock = self.sock
-        sock.sendall(self.request)
-        buf = self.buf
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        head = buf[:end]
-        at = head.lower().find(b"\r\ncontent-length:")
-        if at < 0:
-            raise RuntimeError(f"no content-length in {head!r}")
-        line_end = head.find(b"\r\n", at + 2)
-        length = int(head[at + 17:line_end if line_end > 0 else len(head)])
-        need = end + 4 + length
-        while len(buf) < need:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        self.buf = buf[need:]
-        return head, buf[end + 4:need]
-
-    @staticmethod
-    def parse(response: tuple[bytes, bytes]) -> tuple[int, dict[str, str], bytes]:
-        head, body = response
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        return status, headers, body
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class StdlibClient:
@@ -237,20 +84,6 @@ CLIENTS = {"raw": RawClient, "http.client": StdlibClient}
 
 
 # --------------------------------------------------------------------------- measurement
-
-def parse_server_timing(value: str) -> dict[str, float | str]:
-    """`queue;dur=0.01, load;desc="memory";dur=0.002, ...` -> {"queue": 0.01, "load": 0.002, "tier": "memory"}."""
-    out: dict[str, float | str] = {}
-    for metric in value.split(","):
-        name, *params = [p.strip() for p in metric.split(";")]
-        for param in params:
-            key, _, val = param.partition("=")
-            if key == "dur":
-                out[name] = float(val)
-            elif key == "desc" and name == "load":
-                out["tier"] = val.strip('"')
-    return out
-
 
 class Target:
     def __init__(self, name: str, port: int, path: str, client_cls) -> None:
@@ -285,19 +118,6 @@ class Target:
             responses.append(r)
         for r in responses:  # checked after the timed loop, every one of them
             self.check(r, record)
-
-
-def pct(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    k = max(0, min(len(sorted_values) - 1, int(-(-p * len(sorted_values) // 100)) - 1))
-    return sorted_values[k]
-
-
-def summarize(latencies_ns: list[int]) -> dict[str, float]:
-    us = sorted(v / 1e3 for v in latencies_ns)
-    return {"n": len(us), "p50_us": round(pct(us, 50), 1), "p90_us": round(pct(us, 90), 1),
-            "p99_us": round(pct(us, 99), 1), "mean_us": round(statistics.fmean(us), 1),
-            "min_us": round(us[0], 1), "max_us": round(us[-1], 1)}
 
 
 def sequential(targets: list[Target], n: int, warmup: int, rounds: int) -> None:
@@ -452,26 +272,6 @@ def throughput_asyncio(port: int, path: str, concurrency: int, seconds: float, s
 LOAD_CLIENTS = {"asyncio": throughput_asyncio, "threads": throughput_threads}
 
 
-def machine_info() -> dict:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("uvicorn", "starlette", "uvloop", "httptools", "wasmtime", "prometheus_client"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"node": platform.node(), "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "cpu_model": model, "python": platform.python_version(), "machine": platform.machine(),
-            "packages": versions}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
@@ -566,7 +366,7 @@ def main() -> int:
             ratios[name]["throughput"] = round(tput[name]["rps_median"] / tput["bare"]["rps_median"], 2)
 
     elapsed = time.perf_counter() - started
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(),
               "settings": {"n": n, "warmup": args.warmup, "rounds": args.rounds, "client": args.client,
                            "uvicorn": UVICORN_FLAGS, "concurrency": args.concurrency,
                            "load_client": args.load_client, "throughput_seconds": seconds,
