@@ -121,13 +121,17 @@ def deploy(port: int, name: str, wasm: bytes) -> None:
 # --------------------------------------------------------------------------- clients
 
 class RawClient:
-    """HTTP/1.1 keep-alive GET over a plain socket: a pre-encoded request, the response read up to
+    """HTTP/1.1 keep-alive requests over a plain socket: a pre-encoded request, the response read up to
     its Content-Length. `get()` returns (head, body) unparsed; `parse()` is called outside the timing."""
 
-    def __init__(self, port: int, path: str) -> None:
+    def __init__(self, port: int, path: str, method: str = "GET", body: bytes = b"", content_type: str = "") -> None:
         self.port = port
-        self.request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-http\r\n"
-                        "Accept: */*\r\n\r\n").encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-http\r\nAccept: */*\r\n"
+        if body or method not in ("GET", "HEAD"):
+            head += f"Content-Length: {len(body)}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        self.request = (head + "\r\n").encode() + body
         self.reconnects = 0
         self._connect()
 
