@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -52,6 +51,8 @@ from bench.common import (
     start_wasmhost,
     summarize,
 )
+from bench.load import rate_result as _result
+from bench.load import throughput_asyncio
 from modules.build import build_all
 
 # target name -> path (the bare app serves the same path as wasmhost's hello).
@@ -135,13 +136,6 @@ def sequential(targets: list[Target], n: int, warmup: int, rounds: int) -> None:
         gc.enable()
 
 
-def _result(total: int, errors: int, wall: float, cpu_client: float, cpu_server: float) -> dict:
-    return {"requests": total, "errors": errors, "seconds": round(wall, 3), "rps": round(total / wall, 1),
-            "client_cpu_fraction": round(cpu_client / wall, 3), "server_cpu_fraction": round(cpu_server / wall, 3),
-            "client_cpu_us_per_request": round(cpu_client / max(total, 1) * 1e6, 1),
-            "server_cpu_us_per_request": round(cpu_server / max(total, 1) * 1e6, 1)}
-
-
 def throughput_threads(port: int, path: str, concurrency: int, seconds: float, server: Proc) -> dict:
     """`concurrency` threads, each its own keep-alive connection, one request at a time."""
     clients = [RawClient(port, path) for _ in range(concurrency)]
@@ -178,95 +172,6 @@ def throughput_threads(port: int, path: str, concurrency: int, seconds: float, s
     for c in clients:
         c.close()
     return _result(sum(counts), sum(errors), wall, cpu_client, cpu_server)
-
-
-class _LoadProtocol:
-    """One keep-alive connection of the asyncio load client: sends the next request as soon as
-    the previous response is complete; checks status and body; stops when `state["stop"]`."""
-
-    def __init__(self, request: bytes, state: dict, done) -> None:
-        self.request, self.state, self.done = request, state, done
-        self.buf = b""
-        self.transport = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def start(self) -> None:
-        self.transport.write(self.request)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf + data
-        state = self.state
-        while (end := buf.find(b"\r\n\r\n")) >= 0:
-            head = buf[:end]
-            at = head.lower().find(b"\r\ncontent-length:")
-            if at < 0:  # every answer here has a Content-Length; without one the connection is given up
-                self.transport.close()
-                break
-            line_end = head.find(b"\r\n", at + 2)
-            need = end + 4 + int(head[at + 17:line_end if line_end > 0 else len(head)])
-            if len(buf) < need:
-                break
-            if not head.startswith(b"HTTP/1.1 200 ") or buf[end + 4:need] != HELLO:
-                state["errors"] += 1
-            buf = buf[need:]
-            if state["stop"]:
-                if not self.done.done():
-                    self.done.set_result(None)
-                break
-            state["count"] += 1
-            self.transport.write(self.request)
-        self.buf = buf
-
-    def connection_lost(self, exc) -> None:
-        if not self.done.done():
-            self.state["errors"] += 1
-            self.done.set_result(None)
-
-    def eof_received(self):
-        return None
-
-    def pause_writing(self) -> None:
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
-
-def throughput_asyncio(port: int, path: str, concurrency: int, seconds: float, server: Proc) -> dict:
-    """`concurrency` keep-alive connections driven by one uvloop thread (low client overhead)."""
-    import asyncio
-
-    import uvloop
-
-    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-http\r\n"
-               "Accept: */*\r\n\r\n").encode()
-
-    async def run() -> dict:
-        loop = asyncio.get_running_loop()
-        state = {"count": 0, "errors": 0, "stop": False}
-        conns = []
-        for _ in range(concurrency):
-            done = loop.create_future()
-            transport, proto = await loop.create_connection(lambda d=done: _LoadProtocol(request, state, d),
-                                                            "127.0.0.1", port)
-            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conns.append((transport, proto, done))
-        cpu_client0, cpu_server0 = time.process_time(), server.cpu_seconds()
-        t0 = time.perf_counter()
-        for _, proto, _ in conns:
-            proto.start()
-        await asyncio.sleep(seconds)
-        state["stop"] = True
-        wall = time.perf_counter() - t0
-        cpu_client, cpu_server = time.process_time() - cpu_client0, server.cpu_seconds() - cpu_server0
-        await asyncio.wait_for(asyncio.gather(*(d for _, _, d in conns)), 30)
-        for transport, _, _ in conns:
-            transport.close()
-        return _result(state["count"], state["errors"], wall, cpu_client, cpu_server)
-
-    return uvloop.run(run())
 
 
 LOAD_CLIENTS = {"asyncio": throughput_asyncio, "threads": throughput_threads}
