@@ -38,8 +38,10 @@ test: install
 serve: wat
 	$(PY) -m wasmhost serve --data $(DATA) --deploy-examples
 
+# The whole suite (bench/run.py, ~10 minutes): tiers, peers, load; installs wrk with apt if it
+# can (root), else uses its asyncio load client. Results in bench/results/.
 bench: wat
-	$(PY) bench/bench_core.py
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) modules/build .pytest_cache

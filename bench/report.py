@@ -65,8 +65,7 @@ def goals(r: dict) -> list[dict]:
          lower_is_better=False, unit="×")
     lat = get(r, "http", "latency", default={})
     goal("HTTP p50, hello / floor", ratio(get(lat, "wasmhost hello", "p50_us"), get(lat, "floor", "p50_us")), 1.3, unit="×")
-    tput = [get(p, "ratio_rps") for p in get(r, "load", "ratios", default=[]) if get(p, "target") == "wasmhost"]
-    tput = [x for x in tput if x is not None]
+    tput = [p["ratio_rps"] for p in load_points(r.get("load")) if p["target"] == "wasmhost" and p["ratio_rps"]]
     goal("throughput, wasmhost hello / floor (worst concurrency and worker count)", min(tput) if tput else None, 0.75,
          lower_is_better=False, unit="×")
     handlers = [w["name"] for w in r.get("workloads", []) if w["interface"] == "handler"]
@@ -74,8 +73,9 @@ def goals(r: dict) -> list[dict]:
     node_ratios = [x for x in node_ratios if x is not None]
     goal("per fresh-instance call, wasmhost / Node.js (worst module)", max(node_ratios) if node_ratios else None, 1.0,
          unit="×")
-    goal("per fresh-instance call, wasmhost / Extism (hello)", get(r, "peers", "extism", "per_call", "ratios",
-                                                                    "wasmhost_over_extism_fresh"), 1.0, unit="×")
+    goal("per fresh-instance call, wasmhost / Extism (hello; Extism compiled once, fresh plugin per call)",
+         get(r, "peers", "extism", "per_call", "ratios_wasmhost_over_extism",
+             "wasmhost_hello_handler/extism_fresh_from_compiled"), 1.0, unit="×")
     return out
 
 
@@ -173,33 +173,51 @@ def peers_markdown(r: dict, names: list[str]) -> list[str]:
     if get(ext, "per_call"):
         pc = ext["per_call"]
         out += [f"### Per call in process: wasmhost against Extism {ext.get('version')} (µs, median of runs)", ""]
-        rows = [[k, get(v, "us_median"), get(v, "what", default="")] for k, v in get(pc, "variants", default={}).items()]
-        out += table(["variant", "µs per call", "what it does"], rows)
-        rats = get(pc, "ratios", default={})
-        if rats:
-            out += ["Ratios: " + ", ".join(f"{k} = {fmt(v)}" for k, v in rats.items()), ""]
+        rows = [[k, get(v, "us_median"), get(v, "cpu_us_median"), get(v, "calls_per_run")]
+                for k, v in get(pc, "variants", default={}).items()]
+        out += table(["variant", "µs per call (wall)", "CPU µs per call", "calls per run"], rows)
+        rats = get(pc, "ratios_wasmhost_over_extism", default={})
+        out += ["wasmhost / Extism: " + ", ".join(f"{k} = {fmt(v)}" for k, v in rats.items()
+                                                 if k.startswith("wasmhost_hello_handler/")), ""]
+        out += [f"- {note}" for note in get(pc, "notes", default=[])] + [""]
     return out
+
+
+def load_points(load: dict | None) -> list[dict]:
+    """bench/load.py's nested results as flat rows: one per (target, workers, concurrency)."""
+    points = []
+    for target, by_workers in get(load, "results", default={}).items():
+        for workers, entry in by_workers.items():
+            for c, run in entry.get("by_concurrency", {}).items():
+                points.append({"target": target, "workers": int(workers), "concurrency": int(c), **run,
+                               "ratio_rps": get(load, "ratios_vs_floor", target, workers, c, "rps"),
+                               "ratio_p99": get(load, "ratios_vs_floor", target, workers, c, "p99")})
+    return sorted(points, key=lambda p: (p["target"] != "floor", p["target"], p["workers"], p["concurrency"]))
 
 
 def load_markdown(r: dict) -> list[str]:
     load = r.get("load")
-    if not load:
+    points = load_points(load)
+    if not points:
         return []
-    out = ["### Throughput and tail latency (wrk; requests/s, latency in µs)", "",
-           f"Load generator: {get(load, 'generator', default='?')}. {get(load, 'note', default='')}", ""]
-    rows = []
-    for p in get(load, "points", default=[]):
-        rows.append([p.get("target"), p.get("workers"), p.get("concurrency"), p.get("rps"), get(p, "latency_us", "p50"),
-                     get(p, "latency_us", "p99"), p.get("ratio_rps"), p.get("errors"), p.get("client_cpu"),
-                     p.get("server_cpu")])
-    out += table(["target", "workers", "concurrency", "requests/s", "p50", "p99", "rps / floor", "errors",
-                  "client CPU (cores)", "server CPU (cores)"], rows)
-    rss = get(load, "rss", default=[])
-    if rss:
-        out += ["RSS per worker process (MiB):", ""]
-        out += table(["target", "workers", "at rest", "under load (max)"],
-                     [[x.get("target"), x.get("workers"), ", ".join(fmt(v) for v in x.get("rest_mib", [])),
-                       ", ".join(fmt(v) for v in x.get("load_mib", []))] for x in rss])
+    st = get(load, "settings", default={})
+    out = ["### Throughput and tail latency under load (requests/s; latency in µs)", "",
+           f"Load generator: {st.get('client')} ({st.get('client_threads')} threads), {st.get('seconds')} s per point "
+           f"after a warm-up; every target answers hello's bytes at /fn/hello. CPU in cores: the load generator's, "
+           "the server's (all its processes), the whole machine's (2 vCPUs: what is neither was other work).", ""]
+    rows = [[p["target"], p["workers"], p["concurrency"], p.get("rps"), get(p, "latency_us", "p50"),
+             get(p, "latency_us", "p99"), get(p, "latency_us", "p99_9"), p.get("ratio_rps"),
+             (p.get("errors_total") or 0) + (p.get("non_2xx") or 0) + (p.get("wrong_body") or 0),
+             p.get("client_cpu_cores"), p.get("server_cpu_cores"), p.get("machine_cpu_cores")] for p in points]
+    out += table(["target", "workers", "connections", "requests/s", "p50", "p99", "p99.9", "rps / floor",
+                  "errors", "client CPU", "server CPU", "machine CPU"], rows)
+    rss_rows = []
+    for target, by_workers in get(load, "results", default={}).items():
+        for workers, entry in by_workers.items():
+            rss_rows.append([target, workers, ", ".join(fmt(v) for v in entry.get("rss_rest_mib", [])),
+                             ", ".join(fmt(v) for v in entry.get("rss_load_mib", [])), entry.get("rss_master_mib")])
+    out += ["RSS per worker process (MiB; with 2 workers uvicorn also runs a master process):", ""]
+    out += table(["target", "workers", "at rest", "under load (peak)", "master"], rss_rows)
     return out
 
 
@@ -251,7 +269,7 @@ def charts(r: dict, base: Path) -> list[Path]:
         ax.legend()
         made.append(save(fig, plt, base, "http"))
 
-    points = get(r, "load", "points", default=[])
+    points = load_points(r.get("load"))
     if points:
         fig, axes = plt.subplots(1, 2, figsize=(12, 5))
         keys = sorted({(p["target"], p["workers"]) for p in points})
