@@ -231,7 +231,7 @@ class Host:
             log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
         return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}
 
-    def invoke_inline(self, name: str, request: Request, version: int | None = None) -> Invocation | None:
+    def invoke_inline(self, name: str, request: Request | bytes, version: int | None = None) -> Invocation | None:
         """Run a call on the calling thread when it is cheap, else return None.
 
         Cheap: the module is in the memory tier, speaks `handler` without WASI, and
@@ -241,9 +241,17 @@ class Host:
         function that overran is not tried inline again for INLINE_BACKOFF_S. This
         saves the thread hop (~100 µs over HTTP here) for the calls that are shorter
         than the hop, while bounding what an inline attempt can cost the caller.
+
+        `request` may also be the request's fields encoded by `handler.encode_fields`
+        (the HTTP route's way: no Request object unless the call goes to a worker);
+        those are only run on the C path (`Sandbox.plain_handler`), else None.
         """
         fv = self.registry.resolve(name, version)
-        if fv.abi != "handler" or len(request.body) > self.settings.max_request_bytes:
+        if fv.abi != "handler":
+            return None
+        encoded = type(request) is bytes
+        size = len(request) if encoded else len(request.body)  # type: ignore[union-attr,arg-type]
+        if size > self.settings.max_request_bytes:  # encoded: larger than the body; the worker decides
             return None
         now = time.monotonic()
         if self._inline_off.get(fv.digest, 0.0) > now:
@@ -251,7 +259,14 @@ class Host:
         prepared = self.cache.peek(fv.digest)
         if prepared is None or prepared.uses_wasi:
             return None
-        result = self.sandbox.run_bounded(prepared, fv, request, INLINE_FUEL, INLINE_HOST_CALLS)
+        if encoded:
+            if not self.sandbox.plain_handler(prepared, fv):
+                return None
+            result = self.sandbox.run_encoded(prepared, fv, request, INLINE_FUEL,  # type: ignore[arg-type]
+                                              INLINE_HOST_CALLS)
+        else:
+            result = self.sandbox.run_bounded(prepared, fv, request, INLINE_FUEL,  # type: ignore[arg-type]
+                                              INLINE_HOST_CALLS)
         if result is None:
             self._inline_off[fv.digest] = now + INLINE_BACKOFF_S
         return result

@@ -340,9 +340,18 @@ FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
 )
 
 
+_loaded: list[Any] = []  # [module or None] once load_fastpath has run
+
+
 def load_fastpath() -> Any:
     """The compiled fast path, initialised with wasmtime's function addresses, or
     None when it was not built (then native.NativeCall does the same via ctypes)."""
+    if not _loaded:
+        _loaded.append(_load_fastpath())
+    return _loaded[0]
+
+
+def _load_fastpath() -> Any:
     try:
         from . import _fastpath  # type: ignore[attr-defined]
     except ImportError:

@@ -48,15 +48,70 @@ class Sandbox:
     def run(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
             tier: Tier = "memory", load_seconds: float = 0.0) -> Invocation:
         """Run `request` through a fresh instance; never raises for guest faults."""
+        if self.plain_handler(prepared, version):
+            return self._run_plain(prepared, version, request, tier, load_seconds, None, -1)[0]
         return self._run(prepared, version, request, tier, load_seconds, None, -1)[0]
+
+    def plain_handler(self, prepared: PreparedModule, version: FunctionVersion) -> bool:
+        """Whether a call can take `_run_plain`: the C path, a handler, no WASI (so no
+        Python host function and no CallState: wasmhost.log is the C one)."""
+        return self.fast is not None and version.abi == "handler" and not prepared.uses_wasi
+
+    def run_encoded(self, prepared: PreparedModule, version: FunctionVersion, fields: bytes,
+                    fuel_cap: int, host_call_cap: int) -> Invocation | None:
+        """`run_bounded` for a request already encoded by `handler.encode_fields` (the
+        HTTP route's inline attempt), on `plain_handler` modules only."""
+        assert self.plain_handler(prepared, version)
+        result, over = self._run_plain(prepared, version, fields, "memory", 0.0, fuel_cap, host_call_cap)
+        return None if over else result
 
     def run_bounded(self, prepared: PreparedModule, version: FunctionVersion, request: Request,
                     fuel_cap: int, host_call_cap: int) -> Invocation | None:
         """Like `run`, within a small budget of fuel and host calls; None when the
         budget ran out before the function's own limits did (the caller then runs it
         again with `run`: a guest has no effects outside its fresh instance)."""
-        result, over = self._run(prepared, version, request, "memory", 0.0, fuel_cap, host_call_cap)
+        if self.plain_handler(prepared, version):
+            result, over = self._run_plain(prepared, version, request, "memory", 0.0, fuel_cap, host_call_cap)
+        else:
+            result, over = self._run(prepared, version, request, "memory", 0.0, fuel_cap, host_call_cap)
         return None if over else result
+
+    def _run_plain(self, prepared: PreparedModule, version: FunctionVersion, request: Request | bytes,
+                   tier: Tier, load_seconds: float, fuel_cap: int | None,
+                   host_call_cap: int) -> tuple[Invocation, bool]:
+        """`_run` for `plain_handler` modules, with less Python per call: no CallState or
+        STATES entry (no Python host function can run). `request` may come encoded by
+        `handler.encode_fields` already."""
+        settings, limits = self.settings, version.limits
+        fuel = limits.fuel if fuel_cap is None else min(fuel_cap, limits.fuel)
+        result = Invocation(version.name, version.version, tier, Timings(load=load_seconds))
+        fast = self.fast
+        assert fast is not None
+        log_bytes, truncated, over_budget = b"", 0, 0
+        try:
+            if type(request) is bytes:
+                body = request + handler.packed_config(version.config)
+            else:
+                body = handler.encode_request(request, version.config)  # type: ignore[arg-type]
+            out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, next(_keys), fuel, limits.memory_mb * MIB,
+                                    self.wasm.deadline_ticks(limits.timeout_ms), 0, prepared.has_initialize,
+                                    body, settings.max_response_bytes, host_call_cap, settings.max_log_bytes)
+            log_bytes, truncated, over_budget = out[7:]
+            self._fast_outcome(out, version, result, "", False, False)
+        except WasmhostError as exc:
+            result.error = exc
+        except Exception as exc:  # a bug of ours: keep the host alive, hide details from the client
+            log.exception("internal error running %s@%s", version.name, version.version)
+            result.error = InternalError(f"internal error while running the function ({type(exc).__name__})")
+        if result.error is not None:
+            result.response = None
+        over = bool(over_budget) or (fuel < limits.fuel and isinstance(result.error, FuelExhausted))
+        if log_bytes:
+            result.logs = log_bytes.decode("utf-8", "replace").splitlines()
+        result.logs_truncated = bool(truncated)
+        t = result.timings
+        t.total = t.load + t.instantiate + t.run
+        return result, over
 
     def _run(self, prepared: PreparedModule, version: FunctionVersion, request: Request, tier: Tier,
              load_seconds: float, fuel_cap: int | None, host_call_cap: int) -> tuple[Invocation, bool]:
@@ -118,20 +173,28 @@ class Sandbox:
                 state.add_log(log)
             state.log_truncated = state.log_truncated or bool(truncated)
             state.over_budget = state.over_budget or bool(over_budget)
+        self._fast_outcome(out, version, result, export, state.stdout_overflow, state.slept_past_deadline,
+                           state)
+
+    def _fast_outcome(self, out: tuple, version: FunctionVersion, result: Invocation, export: str,
+                      stdout_overflow: bool, slept_past_deadline: bool, state: CallState | None = None) -> None:
+        """Fill `result` from a `_fastpath` call's outcome (`state`: the WAGI output)."""
         outcome, a, b, c, result.fuel_used, inst_ns, run_ns = out[:7]
         result.timings.instantiate = inst_ns / 1e9
         result.timings.run = run_ns / 1e9
         if outcome == OK:
             if version.abi == "wagi":
+                assert state is not None
                 result.response = wagi.output_response(state, self.settings.max_response_bytes)
             else:
                 result.response = handler.decode_response(a)
         elif outcome in (FAULT_INSTANTIATE, FAULT_RUN):
             fault = fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run")
             if version.abi == "wagi" and fault.exit_code == 0 and fault.during == "run":
+                assert state is not None
                 result.response = wagi.output_response(state, self.settings.max_response_bytes)
             else:
-                result.error = self.classify(fault, state, version, c)
+                result.error = self.classify(fault, stdout_overflow, slept_past_deadline, version, c)
         elif outcome == ALLOC_OUT_OF_BOUNDS:
             raise BadResponse(f"wasmhost_alloc returned {a}, outside linear memory ({b} bytes)")
         elif outcome == RESPONSE_TOO_LARGE:
@@ -178,7 +241,8 @@ class Sandbox:
             # Only an instantiated store may be asked for exports: wasmtime aborts the
             # process when given an instance handle from another store.
             memory_size = self._memory_size(native) if phase == "run" else None
-            result.error = self.classify(fault, state, version, memory_size)
+            result.error = self.classify(fault, state.stdout_overflow, state.slept_past_deadline, version,
+                                         memory_size)
         finally:
             result.fuel_used = native.fuel_used()
             native.close()
@@ -189,15 +253,16 @@ class Sandbox:
         limit = self.settings.max_response_bytes
         return TooLarge(f"response of {size} bytes exceeds the limit of {limit} bytes", limit=limit)
 
-    def classify(self, fault: GuestFault, state: CallState, version: FunctionVersion,
-                 memory_size: int | None) -> WasmhostError:
-        """Name what went wrong, from the trap code, the exit status and what we saw."""
+    def classify(self, fault: GuestFault, stdout_overflow: bool, slept_past_deadline: bool,
+                 version: FunctionVersion, memory_size: int | None) -> WasmhostError:
+        """Name what went wrong, from the trap code, the exit status and what the host
+        functions saw (output past its cap, a sleep cut at the deadline)."""
         limits = version.limits
-        if state.stdout_overflow:
+        if stdout_overflow:
             limit = self.settings.max_response_bytes
             return TooLarge(f"output exceeds the response limit of {limit} bytes", limit=limit)
         code = fault.trap_code
-        if state.slept_past_deadline:
+        if slept_past_deadline:
             code = "interrupt"
         if code == "out_of_fuel":
             return FuelExhausted(f"the function used all of its {limits.fuel} units of fuel", fuel=limits.fuel)

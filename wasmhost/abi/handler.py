@@ -14,7 +14,8 @@ import msgpack
 
 from ..errors import BadResponse, TooLarge
 from ..models import Request, Response
-from ..native import EXTERN_FUNC, EXTERN_MEMORY, NativeCall, get_i32, get_i64, read_memory, set_i32, write_memory
+from ..native import (EXTERN_FUNC, EXTERN_MEMORY, NativeCall, get_i32, get_i64, load_fastpath, read_memory,
+                      set_i32, write_memory)
 
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: "$" would allow a final LF
 BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than TAB break HTTP
@@ -22,7 +23,29 @@ MAX_HEADERS = 1000
 MAX_KEYS = 64
 
 
+_fast = load_fastpath()
+# The request map without its last entry, from raw fields: _fastpath.encode_request, or None
+# without the extension. Text may be str or bytes (header names as Latin-1, the rest as
+# UTF-8 where valid, else sent as bin), so the HTTP route can pass what the server gave it.
+encode_fields = _fast.encode_request if _fast is not None else None
+_CONFIG_KEY = b"\xa6config"
+_NO_CONFIG = _CONFIG_KEY + b"\x80"
+
+
+def packed_config(config: Mapping[str, str]) -> bytes:
+    """The request map's last entry, `config`, for appending to `encode_fields`' output."""
+    return _CONFIG_KEY + msgpack.packb(dict(config), use_bin_type=True) if config else _NO_CONFIG
+
+
 def encode_request(request: Request, config: Mapping[str, str]) -> bytes:
+    if encode_fields is not None:
+        return encode_fields(request.method, request.path, request.query, request.headers,
+                             request.body) + packed_config(config)
+    return encode_request_py(request, config)
+
+
+def encode_request_py(request: Request, config: Mapping[str, str]) -> bytes:
+    """The reference encoding (and the one used without the C extension)."""
     fields = {
         "method": request.method,
         "path": request.path,

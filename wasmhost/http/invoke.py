@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
 
 from ..errors import BadRequest, InternalError, NotFound, TooLarge, WasmhostError
+from ..abi.handler import encode_fields
 from ..host import Host
 from ..logstore import InvocationRecord, LogStore
 from ..models import Invocation, Request
@@ -181,10 +182,18 @@ class FunctionApp:
                 raise NotFound("no function named in the path: call /fn/<name>")
             name, version = parse_target(target)
             body = await receive_body(scope, receive, self.host.settings.max_request_bytes)
-            request = guest_request(scope, target, path, body)
-            inv = self.host.invoke_inline(name, request, version) if self.inline else None
+            inv = None
+            if self.inline and encode_fields is not None:
+                # The handler encoding straight from the server's bytes: a Request is only
+                # built when the call goes to a worker.
+                fields = encode_fields(scope["method"], path, scope.get("query_string", b""), scope["headers"],
+                                       body)
+                inv = self.host.invoke_inline(name, fields, version)
+            elif self.inline:
+                inv = self.host.invoke_inline(name, guest_request(scope, target, path, body), version)
             queue_s, inline = 0.0, inv is not None
             if inv is None:
+                request = guest_request(scope, target, path, body)
                 self.metrics.queue_depth.inc()
                 try:
                     inv, queue_s = await self.pool.run(lambda: self._invoke(name, request, version))
