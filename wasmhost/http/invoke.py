@@ -144,11 +144,18 @@ def guest_request(scope: Scope, target: str, path: str, body: bytes) -> Request:
     )
 
 
+TIERS = {"memory": b"memory", "disk": b"disk", "compile": b"compile"}
+
+
 def server_timing(inv: Invocation, queue_s: float, inline: bool) -> bytes:
+    # bytes %-formatting: a third of the f-string-then-encode cost (~1 µs per call)
     t = inv.timings
-    queue = 'queue;desc="inline";dur=0.000' if inline else f"queue;dur={queue_s * 1e3:.3f}"
-    return (f'{queue}, load;desc="{inv.tier}";dur={t.load * 1e3:.3f}, '
-            f"instantiate;dur={t.instantiate * 1e3:.3f}, run;dur={t.run * 1e3:.3f}").encode()
+    tier = TIERS.get(inv.tier) or inv.tier.encode()
+    if inline:
+        return b'queue;desc="inline";dur=0.000, load;desc="%s";dur=%.3f, instantiate;dur=%.3f, run;dur=%.3f' % (
+            tier, t.load * 1e3, t.instantiate * 1e3, t.run * 1e3)
+    return b'queue;dur=%.3f, load;desc="%s";dur=%.3f, instantiate;dur=%.3f, run;dur=%.3f' % (
+        queue_s * 1e3, tier, t.load * 1e3, t.instantiate * 1e3, t.run * 1e3)
 
 
 class FunctionApp:
