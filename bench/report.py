@@ -58,10 +58,15 @@ def goals(r: dict) -> list[dict]:
     goal("memory tier, Rust WAGI hello, host side (µs per Host.invoke, p50)", get(mem, "rust-wagi", "wall", "p50_us"), 120,
          unit="µs")
     restart = get(r, "host", "restart", default={})
-    worst = max((get(v, "disk", "host_total", "p50_us") or 0 for k, v in restart.items() if not k.startswith("_")),
-                default=None)
-    goal("first call after a restart (disk tier), host side, worst example (µs, p50)", worst or None, 2000, unit="µs")
-    goal("compile / disk for the large module (host side, p50)", get(restart, "large", "compile_over_disk"), 500,
+    examples = [v for k, v in restart.items() if not k.startswith("_")]
+    worst = max((get(v, "disk", "host_overhead", "p50_us") or 0 for v in examples), default=None)
+    goal("first call after a restart (disk tier): host's load + instantiate, worst example (µs, p50)", worst or None,
+         2000, unit="µs")
+    worst = max((get(v, "disk", "host_total", "p50_us") or 0 for v in examples), default=None)
+    goal("… the same including the guest's own first run, worst example (µs, p50)", worst or None, 2000, unit="µs")
+    goal("large module: code load, compile / disk (host side, p50)", get(restart, "large", "compile_over_disk"), 500,
+         lower_is_better=False, unit="×")
+    goal("… whole first call, compile / disk", get(restart, "large", "compile_over_disk_first_call"), 500,
          lower_is_better=False, unit="×")
     lat = get(r, "http", "latency", default={})
     goal("HTTP p50, hello / floor", ratio(get(lat, "wasmhost hello", "p50_us"), get(lat, "floor", "p50_us")), 1.3, unit="×")
@@ -116,11 +121,13 @@ def markdown(r: dict, chart_files: list[str]) -> str:
             rows.append([labels[n], get(mem, n, "wall", "p50_us"), get(mem, n, "wall", "p99_us"),
                          get(mem, n, "host_reported_median_us", "run"),
                          get(restart, n, "disk", "host_total", "p50_us"), get(restart, n, "disk", "host_total", "p99_us"),
+                         get(restart, n, "disk", "host_overhead", "p50_us"), get(restart, n, "disk", "guest_run", "p50_us"),
                          get(restart, n, "compile", "host_total", "p50_us"), get(restart, n, "compile_over_disk"),
                          get(naive, n, "wall", "p50_us"),
                          ratio(get(naive, n, "wall", "p50_us"), get(mem, n, "wall", "p50_us"), 0)])
-        out += table(["module", "memory p50", "memory p99", "of which guest run (p50)", "disk p50", "disk p99",
-                      "compile p50", "compile / disk", "naive p50", "naive / memory"], rows)
+        out += table(["module", "memory p50", "memory p99", "of which guest run", "disk p50", "disk p99",
+                      "disk: load + instantiate", "disk: guest run", "compile p50", "compile / disk (code load)",
+                      "naive p50", "naive / memory"], rows)
         base = get(mem, "_baseline_wasmtime_py", "wall", "p50_us")
         out += [f"Plain wasmtime-py fresh-instance call of the same hello (its Python API, module compiled once), "
                 f"same process: p50 {fmt(base)} µs; wasmhost's memory tier is "

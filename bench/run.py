@@ -108,14 +108,14 @@ def run_peers(s: dict, progress: Callable[[str], None]) -> dict:
     return out
 
 
-def run_load(s: dict, tmp: Path, progress: Callable[[str], None]) -> dict:
+def run_load(s: dict, tmp: Path, client: str, progress: Callable[[str], None]) -> dict:
     from bench import load, peer_node
 
     extra = {}
     if peer_node.node_version():
         hello = next(w for w in WORKLOADS if w.name == "hello")
         extra["node"] = lambda t, workers: peer_node.start_node_server(t, {"hello": hello.wasm})
-    return load.load_matrix(tmp, seconds=s["load_seconds"], extra_targets=extra, progress=progress)
+    return load.load_matrix(tmp, seconds=s["load_seconds"], extra_targets=extra, progress=progress, client=client)
 
 
 def main() -> int:
@@ -124,6 +124,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
+    parser.add_argument("--load-client", choices=("auto", "wrk", "asyncio"), default="auto",
+                        help="load generator: wrk (installed with apt if missing and root), the asyncio client, "
+                             "or auto: wrk when it can be had (default)")
     args = parser.parse_args()
     only = [x for x in args.only.split(",") if x]
     unknown = set(only) - set(SECTIONS)
@@ -150,7 +153,7 @@ def main() -> int:
             "host": lambda: run_host(s, progress),
             "http": lambda: run_http(s, tmp, progress),
             "peers": lambda: run_peers(s, progress),
-            "load": lambda: run_load(s, tmp, progress),
+            "load": lambda: run_load(s, tmp, args.load_client, progress),
         }
         for name in SECTIONS:
             if name not in only:

@@ -274,8 +274,15 @@ def restart_tiers(workloads: list[Workload], disk_runs: int, compile_runs: int,
             calls = samples[w.name][kind]
             entry[kind] = {"wall": stats_us([c["wall_s"] for c in calls]),
                            "host_total": stats_us([c["total_s"] for c in calls]),
-                           "host_load": stats_us([c["load_s"] for c in calls])}
-        entry["compile_over_disk"] = round(entry["compile"]["host_total"]["p50_us"]
-                                           / entry["disk"]["host_total"]["p50_us"], 1)
+                           "host_load": stats_us([c["load_s"] for c in calls]),
+                           # what the host adds before the guest runs: the cold start proper
+                           "host_overhead": stats_us([c["load_s"] + c["instantiate_s"] for c in calls]),
+                           "guest_run": stats_us([c["run_s"] for c in calls])}
+        # Both tiers then run the same guest code; the ratio of what each pays to get the code
+        # ready is the cache's gain, the ratio of the whole first calls what a caller sees.
+        entry["compile_over_disk"] = round(entry["compile"]["host_load"]["p50_us"]
+                                           / entry["disk"]["host_load"]["p50_us"], 1)
+        entry["compile_over_disk_first_call"] = round(entry["compile"]["host_total"]["p50_us"]
+                                                      / entry["disk"]["host_total"]["p50_us"], 1)
         out[w.name] = entry
     return out
