@@ -539,6 +539,157 @@ done:
     return out;
 }
 
+/* ---- the handler response, the common case only (what abi/handler.decode_response accepts) ----
+ *
+ * A map of at most `status` (an integer 200-599), `headers` (nil or an array of [name, value]
+ * pairs, str or bin, names HTTP tokens, values UTF-8 without control characters other than
+ * TAB) and `body` (bin, UTF-8 str or nil), each at most once, nothing after the map. Anything
+ * else returns None and the Python decoder decides (and words the error), so this accepts a
+ * subset of what Python accepts and builds the same values (tests/test_fastpath_decode.py). */
+
+typedef struct { const uint8_t *p, *end; } rd_t;
+
+static bool rd_u(rd_t *r, size_t n, uint64_t *out) {
+    if ((size_t)(r->end - r->p) < n) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v = (v << 8) | r->p[i];
+    r->p += n;
+    *out = v;
+    return true;
+}
+
+/* A str or bin: its bytes; `is_str` says which. */
+static bool rd_raw(rd_t *r, const uint8_t **data, size_t *len, bool *is_str) {
+    if (r->p >= r->end) return false;
+    uint8_t t = *r->p++;
+    uint64_t n;
+    if ((t & 0xE0) == 0xA0) { n = t & 0x1F; *is_str = true; }
+    else if (t == 0xd9 || t == 0xc4) { if (!rd_u(r, 1, &n)) return false; *is_str = t == 0xd9; }
+    else if (t == 0xda || t == 0xc5) { if (!rd_u(r, 2, &n)) return false; *is_str = t == 0xda; }
+    else if (t == 0xdb || t == 0xc6) { if (!rd_u(r, 4, &n)) return false; *is_str = t == 0xdb; }
+    else return false;
+    if ((uint64_t)(r->end - r->p) < n) return false;
+    *data = r->p;
+    *len = (size_t)n;
+    r->p += n;
+    return true;
+}
+
+/* An array or map header: its count. */
+static bool rd_count(rd_t *r, bool map, uint64_t *n) {
+    if (r->p >= r->end) return false;
+    uint8_t t = *r->p++;
+    if ((t & 0xF0) == (map ? 0x80 : 0x90)) { *n = t & 0x0F; return true; }
+    if (t == (map ? 0xde : 0xdc)) return rd_u(r, 2, n);
+    if (t == (map ? 0xdf : 0xdd)) return rd_u(r, 4, n);
+    return false;
+}
+
+static bool is_token_char(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* One [name, value] pair as (lower-case name, value), or NULL with no error set (not the
+ * common case) or with an error set (out of memory). */
+static PyObject *rd_header(rd_t *r) {
+    uint64_t n;
+    const uint8_t *name, *value;
+    size_t name_len, value_len;
+    bool is_str;
+    if (!rd_count(r, false, &n) || n != 2 || !rd_raw(r, &name, &name_len, &is_str) ||
+        !rd_raw(r, &value, &value_len, &is_str) || name_len == 0 || name_len > 4096)
+        return NULL;
+    char lower[4096];
+    for (size_t i = 0; i < name_len; i++) {
+        if (!is_token_char(name[i])) return NULL;
+        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    }
+    for (size_t i = 0; i < value_len; i++) {
+        uint8_t c = value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return NULL;
+    }
+    if (!valid_utf8(value, value_len)) return NULL;
+    PyObject *k = PyUnicode_DecodeASCII(lower, (Py_ssize_t)name_len, NULL);
+    PyObject *v = k ? PyUnicode_DecodeUTF8((const char *)value, (Py_ssize_t)value_len, NULL) : NULL;
+    PyObject *pair = v ? PyTuple_Pack(2, k, v) : NULL;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return pair;
+}
+
+/* decode_response(raw) -> (status, headers, body) or None (let Python decode it). */
+static PyObject *fp_decode_response(PyObject *self, PyObject *arg) {
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    rd_t r = {(const uint8_t *)buf.buf, (const uint8_t *)buf.buf + buf.len};
+    long status = 200;
+    PyObject *headers = NULL, *body = NULL, *out = NULL;
+    bool seen_status = false;
+    uint64_t keys;
+    if (!rd_count(&r, true, &keys) || keys > 3) goto fallback;
+    for (uint64_t k = 0; k < keys; k++) {
+        const uint8_t *key;
+        size_t key_len;
+        bool is_str;
+        if (!rd_raw(&r, &key, &key_len, &is_str) || !is_str) goto fallback;
+        if (key_len == 6 && memcmp(key, "status", 6) == 0) {
+            if (seen_status || r.p >= r.end) goto fallback;
+            seen_status = true;
+            uint8_t t = *r.p++;
+            uint64_t v;
+            if (t == 0xcc) { if (!rd_u(&r, 1, &v)) goto fallback; }
+            else if (t == 0xcd) { if (!rd_u(&r, 2, &v)) goto fallback; }
+            else if (t == 0xce) { if (!rd_u(&r, 4, &v)) goto fallback; }
+            else if (t == 0xcf) { if (!rd_u(&r, 8, &v)) goto fallback; }
+            else if (t == 0xd1) {  /* int16: msgpack-python packs 200-599 as uint16, others may not */
+                if (!rd_u(&r, 2, &v)) goto fallback;
+                v = (uint64_t)(int64_t)(int16_t)(uint16_t)v;
+            } else if (t == 0xd2) {
+                if (!rd_u(&r, 4, &v)) goto fallback;
+                v = (uint64_t)(int64_t)(int32_t)(uint32_t)v;
+            } else if (t == 0xd3) { if (!rd_u(&r, 8, &v)) goto fallback; }
+            else goto fallback;
+            if ((int64_t)v < 200 || (int64_t)v > 599) goto fallback;
+            status = (long)v;
+        } else if (key_len == 7 && memcmp(key, "headers", 7) == 0) {
+            if (headers != NULL || r.p >= r.end) goto fallback;
+            if (*r.p == 0xc0) { r.p++; headers = PyTuple_New(0); if (headers == NULL) goto done; continue; }
+            uint64_t count;
+            if (!rd_count(&r, false, &count) || count > 1000) goto fallback;
+            headers = PyTuple_New((Py_ssize_t)count);
+            if (headers == NULL) goto done;
+            for (uint64_t i = 0; i < count; i++) {
+                PyObject *pair = rd_header(&r);
+                if (pair == NULL) { if (PyErr_Occurred()) goto done; goto fallback; }
+                PyTuple_SET_ITEM(headers, (Py_ssize_t)i, pair);
+            }
+        } else if (key_len == 4 && memcmp(key, "body", 4) == 0) {
+            if (body != NULL || r.p >= r.end) goto fallback;
+            if (*r.p == 0xc0) { r.p++; body = PyBytes_FromStringAndSize("", 0); if (body == NULL) goto done; continue; }
+            const uint8_t *data;
+            size_t len;
+            if (!rd_raw(&r, &data, &len, &is_str) || (is_str && !valid_utf8(data, len))) goto fallback;
+            body = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+            if (body == NULL) goto done;
+        } else {
+            goto fallback;
+        }
+    }
+    if (r.p != r.end) goto fallback;
+    if (headers == NULL && (headers = PyTuple_New(0)) == NULL) goto done;
+    if (body == NULL && (body = PyBytes_FromStringAndSize("", 0)) == NULL) goto done;
+    out = Py_BuildValue("(lOO)", status, headers, body);
+    goto done;
+fallback:
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(headers);
+    Py_XDECREF(body);
+    PyBuffer_Release(&buf);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"init", fp_init, METH_VARARGS, "init(addresses, (sizeof instance, extern, val_raw))"},
     {"call_handler", fp_call_handler, METH_VARARGS, "One fresh-instance call of a handler module."},
@@ -546,6 +697,8 @@ static PyMethodDef methods[] = {
     {"define_log", fp_define_log, METH_VARARGS, "define_log(linker, functype): wasmhost.log in C."},
     {"encode_request", fp_encode_request, METH_VARARGS,
      "encode_request(method, path, query, headers, body): the handler request map, config to append."},
+    {"decode_response", fp_decode_response, METH_O,
+     "decode_response(raw): (status, headers, body) for a plain handler response, else None."},
     {NULL, NULL, 0, NULL},
 };
 

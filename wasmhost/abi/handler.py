@@ -28,6 +28,8 @@ _fast = load_fastpath()
 # without the extension. Text may be str or bytes (header names as Latin-1, the rest as
 # UTF-8 where valid, else sent as bin), so the HTTP route can pass what the server gave it.
 encode_fields = _fast.encode_request if _fast is not None else None
+# _fastpath.decode_response: (status, headers, body) of a response in the common shape, else None.
+decode_plain = _fast.decode_response if _fast is not None else None
 _CONFIG_KEY = b"\xa6config"
 _NO_CONFIG = _CONFIG_KEY + b"\x80"
 
@@ -126,8 +128,19 @@ def decode_response(raw: bytes) -> Response:
     A large response is decoded streaming: only `status`, `headers` and `body`
     become Python objects and other keys are skipped without building anything,
     so a response cannot make the host allocate gigabytes (16 MB of empty maps
-    would be 16 million dicts). A small one is decoded in one C call.
+    would be 16 million dicts). A small one is decoded in one C call. The common
+    shape (status, headers, body and nothing else) is decoded by `_fastpath` when
+    it is built, which hands everything else to these decoders.
     """
+    if decode_plain is not None and len(raw) <= SMALL_RESPONSE:  # the two Python decoders differ on
+        plain = decode_plain(raw)                                  # `headers: nil`; match the small one
+        if plain is not None:
+            return Response(*plain)
+    return decode_response_py(raw)
+
+
+def decode_response_py(raw: bytes) -> Response:
+    """The reference decoder (and the one for anything `decode_plain` does not take)."""
     if len(raw) <= SMALL_RESPONSE:
         return _decode_small(raw)
     return _decode_streaming(raw)
