@@ -25,6 +25,7 @@ typedef struct { uint8_t kind; uint8_t pad[7]; uint64_t of[3]; } extern_t;      
 typedef union { int32_t i32; int64_t i64; uint8_t v128[16]; } val_raw_t;         /* wasmtime_val_raw_t */
 
 typedef struct { size_t size; void **data; } valtype_vec_t;                      /* wasm_valtype_vec_t */
+typedef struct { size_t size; uint8_t *data; } byte_vec_t;                       /* wasm_byte_vec_t */
 
 enum { EXTERN_FUNC = 0, EXTERN_MEMORY = 3 };
 
@@ -67,12 +68,17 @@ static struct {
     void *(*linker_define_func_unchecked)(void *linker, const char *module, size_t module_len, const char *name,
                                           size_t name_len, const void *ty, void *callback, void *env,
                                           void (*finalizer)(void *));
+    void *(*wasi_config_new)(void);
+    bool (*wasi_config_set_argv)(void *config, size_t argc, const char *const *argv);
+    bool (*wasi_config_set_env)(void *config, size_t envc, const char *const *names, const char *const *values);
+    void (*wasi_config_set_stdin_bytes)(void *config, byte_vec_t *bytes);
+    void (*byte_vec_new)(byte_vec_t *out, size_t size, const uint8_t *data);
 } api;
 static int ready = 0;
 
 /* Per-call state, the Store's data. `key` comes first: the Python host functions
  * (native.define_host_func) read it to find their CallState. The rest is for the
- * C host function wasmhost.log, which writes here without touching the GIL. */
+ * C host functions wasmhost.log and fd_write, which write here without the GIL. */
 typedef struct {
     int64_t key;
     int64_t host_calls_left; /* an inline attempt's budget; < 0: unlimited */
@@ -80,6 +86,10 @@ typedef struct {
     int32_t log_truncated;
     size_t log_len, log_cap;  /* log_cap = the server's max_log_bytes */
     char *log;                /* malloc'd on the first line */
+    int32_t capture_stdout;   /* WAGI: fd 1 is the response; otherwise fd 1 is log too */
+    int32_t stdout_overflow;
+    size_t out_len, out_cap, out_max; /* out_max = the response limit */
+    char *out;
 } hoststate_t;
 
 #define TRAP(msg) api.trap_new((msg), sizeof(msg) - 1)
@@ -117,6 +127,159 @@ static void *c_log(void *env, void *caller, val_raw_t *args, size_t nargs) {
     return NULL;
 }
 
+/* Bytes the guest wrote to the log: what still fits of `len` bytes at `src`. */
+static void log_append(hoststate_t *st, const uint8_t *src, size_t len) {
+    size_t room = st->log_cap - st->log_len;
+    if (room == 0) { st->log_truncated |= len > 0; return; }
+    if (st->log == NULL) {
+        st->log = malloc(st->log_cap);
+        if (st->log == NULL) { st->log_truncated = 1; return; }
+    }
+    size_t n = len <= room ? len : room;
+    memcpy(st->log + st->log_len, src, n);
+    st->log_len += n;
+    if (len > room) st->log_truncated = 1;
+}
+
+enum { ERRNO_SUCCESS = 0, ERRNO_BADF = 8, ERRNO_FAULT = 21, ERRNO_INVAL = 28, MAX_IOVECS = 1024 };
+
+/* WASI fd_write(fd, iovs, iovs_len, nwritten) -> errno, shadowing wasmtime's: fd 1 is the
+ * CGI response (WAGI, capped: passing the limit traps at once) or log, fd 2 is log. The same
+ * checks, errnos and traps as abi/hostcalls._fd_write, which the ctypes path uses. */
+static void *c_fd_write(void *env, void *caller, val_raw_t *args, size_t nargs) {
+    void *ctx = api.caller_context(caller);
+    hoststate_t *st = (hoststate_t *)api.context_get_data(ctx);
+    uint32_t fd = (uint32_t)args[0].i32, iovs = (uint32_t)args[1].i32, count = (uint32_t)args[2].i32,
+             nwritten = (uint32_t)args[3].i32;
+    extern_t mem;
+    const uint8_t *base = NULL;
+    uint64_t size = 0;
+    if (api.caller_export_get(caller, "memory", 6, &mem) && mem.kind == EXTERN_MEMORY) {
+        base = api.memory_data(ctx, &mem.of);
+        size = api.memory_data_size(ctx, &mem.of);
+    }
+    if (st == NULL || (fd != 1 && fd != 2)) { args[0].i32 = ERRNO_BADF; return NULL; }
+    if (count > MAX_IOVECS) { args[0].i32 = ERRNO_INVAL; return NULL; }
+    if ((uint64_t)iovs + 8 * (uint64_t)count > size || (uint64_t)nwritten + 4 > size) {
+        args[0].i32 = ERRNO_FAULT;
+        return NULL;
+    }
+    uint64_t written = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t span[2];
+        memcpy(span, base + iovs + 8 * (uint64_t)i, 8);
+        if ((uint64_t)span[0] + span[1] > size) { args[0].i32 = ERRNO_FAULT; return NULL; }
+        written += span[1];
+    }
+    if (fd == 1 && st->capture_stdout) {
+        if (st->out_len + written > st->out_max) {
+            st->stdout_overflow = 1;
+            return TRAP("output exceeds the response size limit");
+        }
+        size_t need = st->out_len + (size_t)written;
+        if (need > st->out_cap) {
+            size_t cap = st->out_cap ? st->out_cap : 4096;
+            while (cap < need) cap *= 2;
+            if (cap > st->out_max) cap = st->out_max;
+            char *p = realloc(st->out, cap);
+            if (p == NULL) return TRAP("host function wasi_snapshot_preview1.fd_write failed: MemoryError");
+            st->out = p;
+            st->out_cap = cap;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t span[2];
+            memcpy(span, base + iovs + 8 * (uint64_t)i, 8);
+            memcpy(st->out + st->out_len, base + span[0], span[1]);
+            st->out_len += span[1];
+        }
+    } else {
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t span[2];
+            memcpy(span, base + iovs + 8 * (uint64_t)i, 8);
+            if (st->log_len >= st->log_cap) { st->log_truncated |= span[1] > 0; break; }
+            log_append(st, base + span[0], span[1]);
+        }
+    }
+    if (written > 0xFFFFFFFFu)  /* as the Python one: struct.pack("<I") fails, the call traps */
+        return TRAP("host function wasi_snapshot_preview1.fd_write failed: error");
+    uint32_t w = (uint32_t)written;
+    memcpy((uint8_t *)base + nwritten, &w, 4);
+    args[0].i32 = ERRNO_SUCCESS;
+    return NULL;
+}
+
+/* define_wasi_stdio(linker, fd_write_type, log_type): fd_write and wasmhost.log in C on the
+ * WASI linker (which must allow shadowing), so stdio and log lines share one ordered buffer. */
+static PyObject *fp_define_wasi_stdio(PyObject *self, PyObject *args) {
+    unsigned long long linker, fd_write_type, log_type;
+    if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
+    if (!PyArg_ParseTuple(args, "KKK", &linker, &fd_write_type, &log_type)) return NULL;
+    void *err = api.linker_define_func_unchecked((void *)linker, "wasi_snapshot_preview1", 22, "fd_write", 8,
+                                                 (void *)fd_write_type, (void *)c_fd_write, NULL, NULL);
+    if (err == NULL)
+        err = api.linker_define_func_unchecked((void *)linker, "wasmhost", 8, "log", 3, (void *)log_type,
+                                               (void *)c_log, NULL, NULL);
+    if (err) {
+        api.error_delete(err);
+        PyErr_SetString(PyExc_RuntimeError, "could not define fd_write and wasmhost.log");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* wasi_config(argv, env, stdin) -> the address of a new locked-down WASI config (as
+ * native.wasi_config builds it: no preopens, no inherited env or stdio, stdin from bytes).
+ * argv: bytes; env: (bytes, bytes) pairs. Like the ctypes version, what wasmtime refuses in
+ * argv or env (its set_* return false) is not an error here. The caller hands it to a store. */
+static PyObject *fp_wasi_config(PyObject *self, PyObject *args) {
+    PyObject *argv, *env;
+    Py_buffer stdin_buf;
+    if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
+    if (!PyArg_ParseTuple(args, "OOy*", &argv, &env, &stdin_buf)) return NULL;
+    PyObject *argv_seq = NULL, *env_seq = NULL, *out = NULL;
+    const char **ptrs = NULL;
+    void *config = NULL;
+    argv_seq = PySequence_Fast(argv, "argv must be a sequence of bytes");
+    env_seq = argv_seq ? PySequence_Fast(env, "env must be a sequence of (name, value) pairs") : NULL;
+    if (env_seq == NULL) goto done;
+    Py_ssize_t argc = PySequence_Fast_GET_SIZE(argv_seq), envc = PySequence_Fast_GET_SIZE(env_seq);
+    ptrs = PyMem_Malloc(sizeof(char *) * (size_t)(argc + 2 * envc + 1));
+    if (ptrs == NULL) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        PyObject *a = PySequence_Fast_GET_ITEM(argv_seq, i);
+        if (!PyBytes_Check(a)) { PyErr_SetString(PyExc_TypeError, "argv items must be bytes"); goto done; }
+        ptrs[i] = PyBytes_AS_STRING(a);
+    }
+    const char **names = ptrs + argc, **values = ptrs + argc + envc;
+    for (Py_ssize_t i = 0; i < envc; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(env_seq, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+            PyErr_SetString(PyExc_TypeError, "env items must be (bytes, bytes) pairs");
+            goto done;
+        }
+        names[i] = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 0));
+        values[i] = PyBytes_AS_STRING(PyTuple_GET_ITEM(pair, 1));
+    }
+    config = api.wasi_config_new();
+    if (config == NULL) { PyErr_NoMemory(); goto done; }
+    (void)api.wasi_config_set_argv(config, (size_t)argc, ptrs);
+    if (envc) (void)api.wasi_config_set_env(config, (size_t)envc, names, values);
+    if (stdin_buf.len > 0) {
+        byte_vec_t vec;
+        api.byte_vec_new(&vec, (size_t)stdin_buf.len, stdin_buf.buf);  /* copies */
+        api.wasi_config_set_stdin_bytes(config, &vec);                   /* takes the copy */
+    }
+    out = PyLong_FromVoidPtr(config);
+    if (out == NULL) api.wasi_config_delete(config);
+done:
+    PyMem_Free(ptrs);
+    Py_XDECREF(argv_seq);
+    Py_XDECREF(env_seq);
+    PyBuffer_Release(&stdin_buf);
+    return out;
+}
+
 static PyObject *fp_define_log(PyObject *self, PyObject *args) {
     unsigned long long linker, functype;
     if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
@@ -136,6 +299,14 @@ static PyObject *take_log(hoststate_t *st) {
     PyObject *out = PyBytes_FromStringAndSize(st->log ? st->log : "", (Py_ssize_t)st->log_len);
     free(st->log);
     st->log = NULL;
+    return out;
+}
+
+/* The captured stdout likewise. */
+static PyObject *take_out(hoststate_t *st) {
+    PyObject *out = PyBytes_FromStringAndSize(st->out ? st->out : "", (Py_ssize_t)st->out_len);
+    free(st->out);
+    st->out = NULL;
     return out;
 }
 
@@ -255,7 +426,7 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "KKKKLKKpy*KLK", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
                           &initialize, &request, &max_response, &host_calls_left, &log_cap))
         return NULL;
-    hoststate_t st = {(int64_t)key, host_calls_left, 0, 0, 0, (size_t)log_cap, NULL};
+    hoststate_t st = {.key = (int64_t)key, .host_calls_left = host_calls_left, .log_cap = (size_t)log_cap};
     call_t c;
     int outcome = OK;
     unsigned long long a = 0, b = 0, cc = 0;
@@ -346,18 +517,21 @@ static PyObject *fp_call_handler(PyObject *self, PyObject *args) {
                          (long long)(t1 - t0), (long long)(t2 - t1), log, st.log_truncated, st.over_budget);
 }
 
-/* call_export(engine, pre, key, fuel, memory_bytes, ticks, wasi, export)
- * -> (outcome, a, b, c, fuel_used, instantiate_ns, run_ns) */
+/* call_export(engine, pre, key, fuel, memory_bytes, ticks, wasi, export, capture_stdout, max_stdout,
+ *             max_log_bytes)
+ * -> (outcome, a, b, c, fuel_used, instantiate_ns, run_ns, stdout, stdout_overflow, log, log_truncated) */
 static PyObject *fp_call_export(PyObject *self, PyObject *args) {
-    unsigned long long engine, pre, key, fuel, ticks, wasi;
+    unsigned long long engine, pre, key, fuel, ticks, wasi, max_stdout, log_cap;
     long long memory_bytes;
     const char *name;
     Py_ssize_t name_len;
+    int capture;
     if (!ready) { PyErr_SetString(PyExc_RuntimeError, "_fastpath.init() was not called"); return NULL; }
-    if (!PyArg_ParseTuple(args, "KKKKLKKy#", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
-                          &name, &name_len))
+    if (!PyArg_ParseTuple(args, "KKKKLKKy#pKK", &engine, &pre, &key, &fuel, &memory_bytes, &ticks, &wasi,
+                          &name, &name_len, &capture, &max_stdout, &log_cap))
         return NULL;
-    hoststate_t st = {(int64_t)key, -1, 0, 0, 0, 0, NULL};
+    hoststate_t st = {.key = (int64_t)key, .host_calls_left = -1, .log_cap = (size_t)log_cap,
+                      .capture_stdout = capture, .out_max = (size_t)max_stdout};
     call_t c;
     int outcome = OK;
     unsigned long long a = 0, b = 0, cc = 0;
@@ -381,8 +555,15 @@ static PyObject *fp_call_export(PyObject *self, PyObject *args) {
         a = (unsigned long long)(uintptr_t)err;
         b = (unsigned long long)(uintptr_t)trap;
     }
-    return Py_BuildValue("(iKKKKLL)", outcome, a, b, cc, (unsigned long long)used,
-                         (long long)(t1 - t0), (long long)(t2 - t1));
+    PyObject *out = take_out(&st), *log = take_log(&st);
+    if (out == NULL || log == NULL) {  /* out of Python memory; err/trap leak, as nothing owns them */
+        Py_XDECREF(out);
+        Py_XDECREF(log);
+        return NULL;
+    }
+    return Py_BuildValue("(iKKKKLLNiNi)", outcome, a, b, cc, (unsigned long long)used,
+                         (long long)(t1 - t0), (long long)(t2 - t1), out, st.stdout_overflow, log,
+                         st.log_truncated);
 }
 
 /* ---- the handler request in msgpack (what abi/handler.encode_request writes) ----------------
@@ -695,6 +876,9 @@ static PyMethodDef methods[] = {
     {"call_handler", fp_call_handler, METH_VARARGS, "One fresh-instance call of a handler module."},
     {"call_export", fp_call_export, METH_VARARGS, "One fresh-instance run of a () -> () export."},
     {"define_log", fp_define_log, METH_VARARGS, "define_log(linker, functype): wasmhost.log in C."},
+    {"define_wasi_stdio", fp_define_wasi_stdio, METH_VARARGS,
+     "define_wasi_stdio(linker, fd_write_type, log_type): fd_write and wasmhost.log in C."},
+    {"wasi_config", fp_wasi_config, METH_VARARGS, "wasi_config(argv, env, stdin) -> config address."},
     {"encode_request", fp_encode_request, METH_VARARGS,
      "encode_request(method, path, query, headers, body): the handler request map, config to append."},
     {"decode_response", fp_decode_response, METH_O,

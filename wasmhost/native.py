@@ -337,6 +337,8 @@ FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
     "wasmtime_error_delete", "wasi_config_delete", "wasmtime_func_type", "wasm_functype_params",
     "wasm_functype_results", "wasm_functype_delete", "wasmtime_caller_context", "wasmtime_caller_export_get",
     "wasmtime_context_get_data", "wasmtime_trap_new", "wasmtime_linker_define_func_unchecked",
+    "wasi_config_new", "wasi_config_set_argv", "wasi_config_set_env", "wasi_config_set_stdin_bytes",
+    "wasm_byte_vec_new",
 )
 
 

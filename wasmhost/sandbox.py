@@ -14,6 +14,8 @@ import itertools
 import logging
 import time
 
+from wasmtime import FuncType
+
 from .abi import handler, wagi
 from .abi.hostcalls import STATES, CallState
 from .cache import PreparedModule
@@ -125,12 +127,13 @@ class Sandbox:
         key = next(_keys)
         STATES[key] = state
         try:
+            make_config = wasi_config if self.fast is None else self.fast.wasi_config
             if version.abi == "wagi":
                 argv, env, export = wagi.wasi_inputs(request, version)
-                wasi = wasi_config(argv, env, request.body)
+                wasi = make_config(argv, env, request.body)
             else:
                 export = ""
-                wasi = wasi_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
+                wasi = make_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
             if self.fast is not None:
                 self._run_fast(prepared, version, request, state, key, wasi, export, result, fuel)
             else:
@@ -161,13 +164,14 @@ class Sandbox:
         ticks = self.wasm.deadline_ticks(limits.timeout_ms)
         if version.abi == "wagi":
             out = fast.call_export(self.wasm.ptr, prepared.pre_ptr, key, fuel, memory_cap, ticks,
-                                   wasi, export.encode())
+                                   wasi, export.encode(), True, state.max_stdout_bytes, state.max_log_bytes)
+            self._take_stdio(state, out)
         else:
             body = handler.encode_request(request, version.config)
             out = fast.call_handler(self.wasm.ptr, prepared.pre_ptr, key, fuel, memory_cap, ticks,
                                     wasi, prepared.has_initialize, body, self.settings.max_response_bytes,
                                     state.host_calls_left, self.settings.max_log_bytes)
-            # What the C wasmhost.log wrote (modules without WASI; the others log through Python).
+            # What the C wasmhost.log and fd_write wrote.
             log, truncated, over_budget = out[7:]
             if log:
                 state.add_log(log)
@@ -175,6 +179,17 @@ class Sandbox:
             state.over_budget = state.over_budget or bool(over_budget)
         self._fast_outcome(out, version, result, export, state.stdout_overflow, state.slept_past_deadline,
                            state)
+
+    @staticmethod
+    def _take_stdio(state: CallState, out: tuple) -> None:
+        """What the C fd_write and wasmhost.log of a `call_export` captured, into `state`
+        (where the Python poll_oneoff also writes)."""
+        stdout, overflow, log, truncated = out[7:]
+        state.stdout = stdout
+        state.stdout_overflow = state.stdout_overflow or bool(overflow)
+        if log:
+            state.add_log(log)
+        state.log_truncated = state.log_truncated or bool(truncated)
 
     def _fast_outcome(self, out: tuple, version: FunctionVersion, result: Invocation, export: str,
                       stdout_overflow: bool, slept_past_deadline: bool, state: CallState | None = None) -> None:
@@ -303,6 +318,8 @@ class Sandbox:
         state = CallState(self.settings.max_log_bytes, 256 * 1024, capture_stdout=True,
                           deadline=time.monotonic() + limits.timeout_ms / 1000)
         key = next(_keys)
+        if self.fast is not None:  # its fd_write is the C one, which needs the C path's store data
+            return self._collect_routes_fast(prepared, version, state, key)
         STATES[key] = state
         native = NativeCall(self.wasm.ptr, key, limits.fuel, limits.memory_mb * MIB,
                             self.wasm.deadline_ticks(limits.timeout_ms))
@@ -317,3 +334,29 @@ class Sandbox:
             native.close()
         return wagi.routes_from_output(state, frozenset(exp.name for exp in prepared.module.exports))
 
+    def _collect_routes_fast(self, prepared: PreparedModule, version: FunctionVersion, state: CallState,
+                             key: int) -> tuple[Route, ...]:
+        """`collect_routes` on the C path, with the same outcomes and messages."""
+        limits, fast = version.limits, self.fast
+        assert fast is not None
+        STATES[key] = state
+        try:
+            out = fast.call_export(self.wasm.ptr, prepared.pre_ptr, key, limits.fuel, limits.memory_mb * MIB,
+                                   self.wasm.deadline_ticks(limits.timeout_ms), fast.wasi_config([b"_routes"], [], b""),
+                                   b"_routes", True, state.max_stdout_bytes, state.max_log_bytes)
+        finally:
+            STATES.pop(key, None)
+        self._take_stdio(state, out)
+        outcome, a, b = out[:3]
+        if outcome in (FAULT_INSTANTIATE, FAULT_RUN):
+            fault = fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run")
+            if fault.exit_code != 0 or fault.during == "instantiate":
+                raise InvalidModule(f"the module's _routes export failed: {fault.message}")
+        elif outcome == MISSING_EXPORT:  # as wagi.run_export words it
+            funcs = {exp.name for exp in prepared.module.exports if isinstance(exp.type, FuncType)}
+            why = "is not a () -> () function" if "_routes" in funcs else None
+            message = f"export '_routes' {why}" if why else "the module has no exported function '_routes'"
+            raise BadResponse(f"the module has no usable export '_routes': {message}")
+        elif outcome != OK:  # pragma: no cover - call_export returns only the outcomes above
+            raise InternalError(f"unknown fast-path outcome {outcome}")
+        return wagi.routes_from_output(state, frozenset(exp.name for exp in prepared.module.exports))

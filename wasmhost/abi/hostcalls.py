@@ -49,7 +49,7 @@ class CallState:
     capture_stdout: bool  # WAGI: stdout is the response; handler: stdout is log
     log: bytearray = field(default_factory=bytearray)
     log_truncated: bool = False
-    stdout: bytearray = field(default_factory=bytearray)
+    stdout: bytearray | bytes = field(default_factory=bytearray)  # bytes when the C fd_write captured it
     stdout_overflow: bool = False
     deadline: float = float("inf")  # time.monotonic() when the call's wall-clock budget ends
     slept_past_deadline: bool = False
@@ -201,9 +201,10 @@ class Linkers:
 
 
 def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
-    """With `fastpath` (the compiled _fastpath module), the plain linker's
-    `wasmhost.log` is its C function, which needs no GIL; modules with WASI keep
-    the Python one so that their log lines and stdio stay in one ordered buffer."""
+    """With `fastpath` (the compiled _fastpath module), `wasmhost.log` and the WASI
+    `fd_write` are its C functions, which need no GIL and write into one ordered
+    buffer per call; `poll_oneoff` stays in Python (it sleeps, and is rare). Without
+    it, all three are the Python functions above."""
     i32 = wasmtime.ValType.i32()
     log_type = wasmtime.FuncType([i32, i32], [])
     fd_write_type = wasmtime.FuncType([i32, i32, i32, i32], [i32])
@@ -218,8 +219,12 @@ def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
     wasi = wasmtime.Linker(wasm.engine)
     wasi.define_wasi()
     wasi.allow_shadowing = True
-    keep.append(define_host_func(wasi, WASI_MODULE, "fd_write", fd_write_type, _fd_write))
+    if fastpath is not None:  # fd_write and log in C, into one ordered buffer, no GIL per write
+        fastpath.define_wasi_stdio(address(wasi), address(fd_write_type), address(log_type))
+        keep.append(fd_write_type)
+    else:
+        keep.append(define_host_func(wasi, WASI_MODULE, "fd_write", fd_write_type, _fd_write))
+        keep.append(define_host_func(wasi, "wasmhost", "log", log_type, _log))
     keep.append(define_host_func(wasi, WASI_MODULE, "poll_oneoff", fd_write_type, _poll_oneoff))
-    keep.append(define_host_func(wasi, "wasmhost", "log", log_type, _log))
     wasi.allow_shadowing = False
     return Linkers(plain, wasi, tuple(keep))
