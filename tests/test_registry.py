@@ -268,6 +268,23 @@ def test_resolve_sees_writes_of_another_registry(tmp_path: Path) -> None:
             reader.resolve("fn")
 
 
+def test_writes_of_another_registry_show_across_wal_checkpoints(tmp_path: Path) -> None:
+    """resolve skips SQLite's data_version while the WAL-index header is unchanged: every
+    commit must change it, also right after a checkpoint restarts the WAL."""
+    with Registry(tmp_path, recheck_s=0) as reader, Registry(tmp_path) as writer:
+        assert reader._wal_index is not None  # the header check is in use here
+        deploy(writer, "fn")
+        for n in range(2, 12):
+            assert reader.resolve("fn").version == n - 1
+            assert reader.resolve("fn").version == n - 1  # unchanged header: served from the cache
+            if n % 3 == 0:  # the next commit rewrites the WAL from its start
+                writer._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            elif n % 3 == 1:
+                writer._conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            deploy(writer, "fn", b"v%d" % n)
+        assert reader.resolve("fn").version == 11
+
+
 def test_own_writes_show_at_once_whatever_the_recheck_interval(tmp_path: Path) -> None:
     with Registry(tmp_path, recheck_s=3600) as reg:
         deploy(reg, "fn")

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import mmap
 import os
 import re
 import sqlite3
@@ -108,6 +109,24 @@ def _db_error(exc: sqlite3.Error) -> errors.InternalError:
     return errors.InternalError(f"registry database error: {exc}")
 
 
+# SQLite's WAL index (the -shm file, https://sqlite.org/walformat.html) starts with two
+# copies of a 48-byte header that every commit rewrites (frame count, salts, checksums).
+WAL_INDEX_HEADER = 96
+
+
+def _map_wal_index(path: Path) -> mmap.mmap | None:
+    """A read-only view of the WAL-index header, or None (then every check asks SQLite).
+    The file stays while a connection of ours is open: SQLite removes it only when the
+    last connection to the database closes."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < WAL_INDEX_HEADER:
+                return None
+            return mmap.mmap(f.fileno(), WAL_INDEX_HEADER, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
+
+
 def _fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in `path` durable (POSIX needs the directory fsynced too)."""
     fd = os.open(path, os.O_RDONLY)
@@ -183,6 +202,8 @@ class Registry:
                 raise errors.InternalError(f"cannot open the function registry ({DB_FILE}): {exc}") from exc
             raise
         self._conn, self._hot = conns
+        self._wal_index = _map_wal_index(self.data_dir / (DB_FILE + "-shm"))
+        self._wal_seen: bytes | None = None  # the WAL-index header at the last data_version check
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.data_dir / DB_FILE, timeout=BUSY_TIMEOUT_S,
@@ -244,6 +265,9 @@ class Registry:
             self._hot.close()
             self._cache.clear()
             self._fresh_until = 0.0
+            if self._wal_index is not None:
+                self._wal_index.close()
+                self._wal_index = None
 
     def __enter__(self) -> Registry:
         return self
@@ -332,10 +356,16 @@ class Registry:
             try:
                 now = time.monotonic()
                 if now >= self._fresh_until:
-                    data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
-                    if data_version != self._data_version:  # another connection committed
-                        self._data_version = data_version
-                        self._cache.clear()
+                    # Every commit in WAL mode rewrites the WAL-index header in the -shm file;
+                    # while it is unchanged, nothing was committed and the PRAGMA (a read
+                    # transaction: file locks, ~7-30 µs here) would answer the same.
+                    header = self._wal_index[:WAL_INDEX_HEADER] if self._wal_index is not None else None
+                    if header is None or header != self._wal_seen:
+                        data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
+                        if data_version != self._data_version:  # another connection committed
+                            self._data_version = data_version
+                            self._cache.clear()
+                        self._wal_seen = header
                     self._fresh_until = now + self._recheck_s
                 found = self._cache.get(key) if plain else None
                 if found is not None:
