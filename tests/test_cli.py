@@ -76,3 +76,12 @@ def test_usage_errors() -> None:
     assert out.returncode == 2 and b"Name: value" in out.stderr
     out = subprocess.run([sys.executable, "-m", "wasmhost"], cwd=ROOT, capture_output=True, timeout=60)
     assert out.returncode == 2
+
+
+def test_bench_passes_its_arguments_to_the_suite() -> None:
+    out = subprocess.run([sys.executable, "-m", "wasmhost", "bench", "--help"], cwd=ROOT, capture_output=True,
+                         timeout=120)
+    assert out.returncode == 0 and b"--quick" in out.stdout and b"--load-client" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "wasmhost", "bench", "--only", "nope"], cwd=ROOT, capture_output=True,
+                         timeout=120)
+    assert out.returncode == 2 and b"unknown sections ['nope']" in out.stderr

@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 
+    bench = sub.add_parser("bench", help="run the benchmark suite (bench/run.py; from a source checkout)",
+                           description="Run the benchmark suite: cold-start tiers, peers, load. "
+                                       "Every argument after `bench` goes to bench/run.py (wasmhost bench --help).")
+    bench.set_defaults(func=cmd_bench, suite_args=[])
+
     from .cli_client import add_client_commands  # here: cli_client imports this module's helpers
     add_client_commands(sub)
     return parser
@@ -157,9 +162,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  log_level=args.log_level)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The suite lives beside the package (it needs the example modules and the peers), so it
+    runs from a source checkout; an installed wheel says where to get one."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+    if not script.is_file():
+        raise BadRequest("the benchmark suite ships with the source tree: clone the repository, then `make bench`")
+    return subprocess.call([sys.executable, str(script), *args.suite_args], cwd=script.parent.parent)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after it is bench/run.py's, --help included
+        args = argparse.Namespace(func=cmd_bench, suite_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except WasmhostError as exc:
