@@ -176,11 +176,14 @@ class FunctionApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = b""
+        framed = False  # a Content-Length or Transfer-Encoding: receive_body has work to do
         for key, value in scope["headers"]:
             if key == b"x-request-id":
-                request_id = value
-                break
-        if not REQUEST_ID.fullmatch(request_id):
+                if not request_id:
+                    request_id = value
+            elif key == b"content-length" or key == b"transfer-encoding":
+                framed = True
+        if not request_id or not REQUEST_ID.fullmatch(request_id):
             self._ids += 1
             request_id = b"%s%012x" % (self._id_base, self._ids)
         try:
@@ -188,7 +191,10 @@ class FunctionApp:
             if not target:
                 raise NotFound("no function named in the path: call /fn/<name>")
             name, version = parse_target(target)
-            body = await receive_body(scope, receive, self.host.settings.max_request_bytes)
+            if framed or scope.get("http_version") not in ("1.0", "1.1"):
+                body = await receive_body(scope, receive, self.host.settings.max_request_bytes)
+            else:
+                body = b""  # what receive_body answers for HTTP/1 without framing, without its await
             inv = None
             if self.inline and encode_fields is not None:
                 # The handler encoding straight from the server's bytes: a Request is only
@@ -233,7 +239,7 @@ class FunctionApp:
     async def _respond(self, send: Send, inv: Invocation, queue_s: float, inline: bool,
                        request_id: bytes) -> None:
         ours = [(b"server-timing", server_timing(inv, queue_s, inline)), (b"x-request-id", request_id),
-                (b"x-wasmhost-version", str(inv.version).encode())]
+                (b"x-wasmhost-version", b"%d" % inv.version)]
         if inv.error is not None:
             assert isinstance(inv.error, WasmhostError)
             await send_error(send, inv.error, request_id, ours)
@@ -249,7 +255,7 @@ class FunctionApp:
                 # surrogateescape: WAGI header bytes that are not UTF-8 reach the wire unchanged
                 headers.append((kb, v.encode("utf-8", "surrogateescape")))
         if status not in NO_BODY_STATUSES:
-            headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"content-length", b"%d" % len(body)))
         headers.extend(ours)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
