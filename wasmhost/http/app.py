@@ -60,6 +60,7 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gc_task = asyncio.create_task(collect_garbage_hourly())
+        await asyncio.get_running_loop().run_in_executor(None, pool.prestart)
         try:
             yield
         finally:

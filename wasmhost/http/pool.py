@@ -56,5 +56,11 @@ class InvocationPool:
                     self.queued -= 1
             raise
 
+    def prestart(self, threads: int = 2) -> None:
+        """Start some worker threads now, so the first calls after a start do not pay for
+        creating them (~0.4 ms each on this machine, seen as `queue` in Server-Timing)."""
+        for future in [self._executor.submit(time.sleep, 0.001) for _ in range(min(threads, self.max_concurrency))]:
+            future.result()
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
