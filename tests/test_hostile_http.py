@@ -1,0 +1,160 @@
+"""The hostile catalogue over HTTP, against a real `wasmhost serve` subprocess.
+
+Every case deploys a hostile module (or sends a hostile request), checks the
+documented outcome -- the error code and HTTP status of `wasmhost/errors.py`,
+within the limit that should stop it -- and then calls a good function, which
+must still answer. One server serves the whole module; its limits are small
+(below) so that every limit is reached quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+import wasmtime
+
+from .server import Server
+
+SECRET = "hostile-secret-value-7f3a9c"  # in the server's environment; no guest may see it
+MIB = 1024 * 1024
+LIMITS = {
+    "WASMHOST_DEFAULT_FUEL": "50000000",
+    "WASMHOST_DEFAULT_TIMEOUT_MS": "2000",
+    "WASMHOST_DEFAULT_MEMORY_MB": "16",
+    "WASMHOST_MAX_MEMORY_MB": "128",
+    "WASMHOST_MAX_REQUEST_BYTES": str(256 * 1024),
+    "WASMHOST_MAX_RESPONSE_BYTES": str(1 * MIB),
+    "WASMHOST_MAX_MODULE_BYTES": str(8 * MIB),
+    "WASMHOST_MAX_LOG_BYTES": "4096",
+    "WASMHOST_POOL_INSTANCES": "40",
+    "WASMHOST_MAX_CONCURRENCY": "8",
+}
+MAX_FUEL = 20_000_000_000  # Settings().max_fuel (not overridden above)
+TIMES: dict[str, float] = {}  # case -> slowest answer seen, printed at the end (pytest -s) for docs/SECURITY.md
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, modules_dir: Path):
+    data = tmp_path_factory.mktemp("hostile-http") / "data"
+    with Server(data, env={**LIMITS, "HOSTILE_SECRET": SECRET}) as srv:
+        r = srv.deploy("good", (modules_dir / "hello_handler.wasm").read_bytes())
+        assert r.status_code == 201, r.text
+        yield srv
+        for case_id, seconds in sorted(TIMES.items()):
+            print(f"hostile-timing {case_id} {seconds * 1000:.0f} ms")
+        assert srv.proc is not None and srv.proc.poll() is None, "the server died"
+        assert "Traceback" not in srv.log(), srv.log()
+
+
+def assert_good(server: Server) -> None:
+    """The next request to a good function still succeeds."""
+    r = server.client.get("/fn/good")
+    assert r.status_code == 200 and r.content == b"Hello, world!\n", (r.status_code, r.text[:300])
+
+
+def assert_clean(r: httpx.Response) -> None:
+    """No host detail in an answer: paths, tracebacks, the server's environment."""
+    text = r.text
+    assert "Traceback" not in text and SECRET not in text
+    for fragment in ("/tmp/", "/work/", "/home/", ".py", "site-packages"):
+        assert fragment not in text, (fragment, text[:500])
+
+
+def error_of(r: httpx.Response) -> dict[str, Any]:
+    body = r.json()["error"]
+    assert body["message"] and body["request_id"] == r.headers["x-request-id"]
+    return body
+
+
+# ---- guest faults at invoke ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    module: str  # under modules/build/
+    limits: dict[str, int]
+    status: int
+    code: str | None  # None: success
+    trap_code: str | None = None
+    max_seconds: float = 5.0  # the answer comes within this (a bound, not a speed figure)
+    path: str = ""
+    check: Callable[[httpx.Response], None] | None = field(default=None, compare=False)
+
+
+INVOKE_CASES: dict[str, Case] = {
+    # Infinite loop: fuel, then the wall clock with fuel too high to matter.
+    "loop-fuel": Case("hostile/infinite_loop", {"fuel": 1_000_000}, 504, "fuel_exhausted", max_seconds=2),
+    "loop-wall-clock": Case("hostile/infinite_loop", {"fuel": MAX_FUEL, "timeout_ms": 300}, 504, "timeout",
+                            max_seconds=2),
+    "log-spin-wall-clock": Case("hostile/log_spin", {"fuel": MAX_FUEL, "timeout_ms": 300}, 504, "timeout",
+                                max_seconds=2),
+    "log-spin-fuel": Case("hostile/log_spin", {"fuel": 1_000_000}, 504, "fuel_exhausted", max_seconds=2),
+    "sleep-wall-clock": Case("hostile/sleeper", {"timeout_ms": 300}, 504, "timeout", max_seconds=2),
+    # Memory.
+    "memory-grow-bomb": Case("hostile/memory_bomb", {"memory_mb": 8}, 502, "memory_limit", max_seconds=3),
+    "initial-memory-over-cap": Case("hostile/initial_memory_over_cap", {"memory_mb": 16}, 502, "memory_limit"),
+    "table-grow-bomb": Case("hostile/table_bomb", {}, 502, "trap", "unreachable"),
+    # Every trap kind.
+    "deep-recursion": Case("hostile/deep_recursion", {}, 502, "trap", "stack_overflow"),
+    "unreachable": Case("hostile/unreachable", {}, 502, "trap", "unreachable"),
+    "oob-memory": Case("hostile/oob_read", {}, 502, "trap", "memory_out_of_bounds"),
+    "div-zero": Case("hostile/div_zero", {}, 502, "trap", "integer_division_by_zero"),
+    "int-overflow": Case("hostile/int_overflow", {}, 502, "trap", "integer_overflow"),
+    "bad-conversion": Case("hostile/bad_conversion", {}, 502, "trap", "bad_conversion_to_integer"),
+    "indirect-null": Case("hostile/indirect_null", {}, 502, "trap", "indirect_call_to_null"),
+    "indirect-type-mismatch": Case("hostile/indirect_mismatch", {}, 502, "trap", "bad_signature"),
+    "table-oob": Case("hostile/table_oob", {}, 502, "trap", "table_out_of_bounds"),
+    # Output floods and broken responses.
+    "wagi-stdout-flood": Case("hostile/stdout_flood", {"fuel": MAX_FUEL}, 413, "too_large", max_seconds=3),
+    "handler-response-over-limit": Case("hostile/oversized_output", {"memory_mb": 32}, 413, "too_large"),
+    "malformed-response": Case("hostile/malformed_response", {}, 502, "bad_response"),
+    "wrong-type-response": Case("hostile/wrong_type_response", {}, 502, "bad_response"),
+    "bad-status-response": Case("hostile/bad_status_response", {}, 502, "bad_response"),
+    "bad-pointer": Case("hostile/bad_pointer", {}, 502, "bad_response"),
+    "control-char-header": Case("hostile/control_char_header", {}, 502, "bad_response"),
+    "nonzero-exit": Case("hostile/nonzero_exit", {}, 502, "nonzero_exit"),
+    # Floods that must succeed, truncated.
+    "log-flood": Case("hostile/log_flood", {"fuel": MAX_FUEL, "timeout_ms": 10_000}, 200, None, max_seconds=10),
+    "iovec-flood": Case("hostile/iovec_flood", {}, 200, None),
+}
+
+
+@pytest.mark.parametrize("case_id", list(INVOKE_CASES))
+def test_guest_fault_is_classified_and_the_server_carries_on(server: Server, modules_dir: Path, case_id: str) -> None:
+    case = INVOKE_CASES[case_id]
+    name = "x-" + case_id
+    r = server.deploy(name, (modules_dir / f"{case.module}.wasm").read_bytes(), **case.limits)
+    assert r.status_code == 201, r.text
+    for _ in range(2):  # twice: the second call may take another path (inline, pool, memory tier)
+        started = time.monotonic()
+        r = server.client.get(f"/fn/{name}{case.path}")
+        elapsed = time.monotonic() - started
+        assert r.status_code == case.status, (r.status_code, r.text[:500])
+        assert elapsed < case.max_seconds, elapsed
+        assert_clean(r)
+        if case.code is not None:
+            body = error_of(r)
+            assert body["code"] == case.code, body
+            if case.trap_code is not None:
+                assert body.get("trap_code") == case.trap_code, body
+        if case.check is not None:
+            case.check(r)
+        TIMES[case_id] = max(TIMES.get(case_id, 0.0), elapsed)
+        assert_good(server)
+    if case.code is None and case.module.endswith("_flood"):
+        logs = server.client.get(f"/v1/functions/{name}/logs", params={"limit": 1}).json()["invocations"]
+        assert logs[0]["truncated"] is True, logs[0]
+        assert len("\n".join(logs[0]["logs"]).encode()) <= 3 * 4096
+    if case.code in ("fuel_exhausted", "timeout", "memory_limit", "too_large"):
+        # The message names the limit that stopped the guest.
+        message = error_of(r)["message"]
+        expected = {"fuel_exhausted": "fuel", "timeout": "ms deadline", "memory_limit": "MiB",
+                    "too_large": "limit"}[case.code]
+        assert expected in message, message
