@@ -234,6 +234,12 @@ class CompiledCache:
         """Write the artifact, then its checksum (a crash in between leaves no sum: recompiled)."""
         path = self.artifact_path(digest)
         try:
+            # A .sum left from an earlier artifact would describe other bytes: remove it first, so a
+            # .sum that exists was always written after the artifact beside it.
+            try:
+                path.with_suffix(".sum").unlink()
+            except FileNotFoundError:
+                pass
             _write_atomic(path, module.serialize())
             _write_atomic(path.with_suffix(".sum"), _checksum(path).encode())
         except OSError as exc:

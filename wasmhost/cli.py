@@ -81,6 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 
+    fsck = sub.add_parser(
+        "fsck", help="check a data directory's registry, blobs and artifacts (and repair what is safe)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check a data directory: SQLite integrity of registry.sqlite3 and logs.sqlite3; every "
+                    "version's blob present and hashing to its digest; every function's active version "
+                    "present; corrupt, orphan and temp files; artifacts whose .sum is missing or wrong, "
+                    "of unknown digests or of other engine configurations.",
+        epilog="Exit status: 0 when no error or fault remains (after --repair), 1 otherwise. Garbage\n"
+               "(temp files, orphans: normal leftovers of a crash) is reported but never fails the check.\n\n"
+               "While a server runs on the same directory:\n"
+               "  safe:     fsck and fsck --repair. The check is one SQLite read transaction (it never blocks\n"
+               "            deploys or calls); artifacts are a cache that servers re-verify on load; blobs are\n"
+               "            deleted only under the registry's write lock, only when no version references\n"
+               "            them and only when older than --min-age.\n"
+               "  not safe: --min-age 0 (or small) while deploys run: a deploy in flight can lose its new\n"
+               "            blob or temp file and fail (nothing committed is ever harmed).\n"
+               "Never repaired: database rows, and blobs a version references (a missing or corrupt one\n"
+               "is reported with the function and version it breaks: redeploy that module).\n"
+               "Run it with the same WASMHOST_* settings as the server, which decide the current engine\n"
+               "fingerprint; artifacts of other fingerprints are removed by --repair.")
+    fsck.add_argument("--data", type=Path, help="data directory (default $WASMHOST_DATA or ./data)")
+    fsck.add_argument("--repair", action="store_true", help="delete what is safe to delete (see below)")
+    fsck.add_argument("--json", action="store_true", help="print the report as JSON")
+    fsck.add_argument("--min-age", type=float, default=3600.0, metavar="SECONDS",
+                      help="repair deletes orphan blobs and temp files only when older (default 3600, the GC age)")
+    fsck.add_argument("--quick", action="store_true", help="PRAGMA quick_check instead of integrity_check")
+    fsck.set_defaults(func=cmd_fsck)
+
     bench = sub.add_parser("bench", help="run the benchmark suite (bench/run.py; from a source checkout)",
                            description="Run the benchmark suite: cold-start tiers, peers, load. "
                                        "Every argument after `bench` goes to bench/run.py (wasmhost bench --help).")
@@ -160,6 +188,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, data=args.data, workers=args.workers,
                  token_file=args.token_file, insecure=args.insecure, examples=args.deploy_examples,
                  log_level=args.log_level)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    """Print the findings (or the JSON report); exit 1 while errors or faults remain."""
+    import json
+    import os
+
+    from .fsck import fsck
+
+    data_dir = args.data or Path(os.environ.get("WASMHOST_DATA", "data"))
+    if not data_dir.is_dir():
+        raise BadRequest(f"no data directory at {data_dir}")
+    if args.min_age < 0:
+        raise BadRequest("--min-age must not be negative")
+    report = fsck(data_dir, repair=args.repair, min_age_s=args.min_age, quick=args.quick)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for finding in report.findings:
+            where = f"  ({finding.path})" if finding.path else ""
+            print(f"{finding}{where}")
+        left = report.remaining
+        print(f"{report.data_dir}: {report.functions} functions, {report.versions} versions, {report.blobs} blobs, "
+              f"{report.artifacts} artifacts; {len(report.findings)} findings, "
+              f"{sum(f.repaired for f in report.findings)} repaired, "
+              f"{'OK' if not left else f'{len(left)} problems remain'}")
+    return 0 if report.ok else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

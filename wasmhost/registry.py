@@ -290,7 +290,9 @@ class Registry:
         path = self.blob_path(digest)
         try:
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_size == len(data):
+                # Equal size is not equal bytes: a blob damaged on disk must be rewritten, not
+                # trusted, or the new version would be committed pointing at corrupt bytes.
+                if path.stat().st_size == len(data) and path.read_bytes() == data:
                     os.utime(path)  # a fresh mtime keeps gc_blobs away until our row is committed
                     return digest
             shard = path.parent
