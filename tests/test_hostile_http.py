@@ -158,3 +158,120 @@ def test_guest_fault_is_classified_and_the_server_carries_on(server: Server, mod
         expected = {"fuel_exhausted": "fuel", "timeout": "ms deadline", "memory_limit": "MiB",
                     "too_large": "limit"}[case.code]
         assert expected in message, message
+
+
+# ---- refused at deploy -------------------------------------------------------------------
+
+DEPLOY_CASES: dict[str, tuple[str, dict[str, int], int, str, str]] = {
+    # case: (module, limits, HTTP status, code, a fragment the message must contain)
+    "huge-initial-memory": ("hostile/huge_initial_memory", {}, 400, "invalid_module",
+                            "initial memory of 1024 MiB (16384 pages) exceeds the server maximum of 128 MiB"),
+    "huge-table": ("hostile/huge_table", {}, 400, "invalid_module",
+                   "table has 10000000 initial elements; this server allows at most"),
+    "two-memories": ("hostile/two_memories", {}, 400, "invalid_module", "2 memories"),
+    "two-tables": ("hostile/two_tables", {}, 400, "invalid_module", "2 tables"),
+    "unknown-import": ("hostile/unknown_import", {}, 400, "invalid_module", "env.launch_missiles"),
+    "sock-open-import": ("hostile/sock_open_import", {}, 400, "invalid_module", "sock_open"),
+    "no-interface": ("hostile/no_interface", {}, 400, "invalid_module", "interface"),
+    "not-wasm": ("hostile/invalid_bytes", {}, 400, "invalid_module", "WebAssembly"),
+    "truncated": ("hostile/truncated", {}, 400, "invalid_module", "WebAssembly"),
+    "bad-route-signature": ("hostile/bad_route_signature", {}, 400, "invalid_module", "boom"),
+}
+
+
+@pytest.mark.parametrize("case_id", list(DEPLOY_CASES))
+def test_refused_at_deploy_with_a_clear_error(server: Server, modules_dir: Path, case_id: str) -> None:
+    module, limits, status, code, fragment = DEPLOY_CASES[case_id]
+    name = "d-" + case_id
+    started = time.monotonic()
+    r = server.deploy(name, (modules_dir / f"{module}.wasm").read_bytes(), **limits)
+    TIMES["deploy:" + case_id] = time.monotonic() - started
+    assert r.status_code == status, r.text
+    assert_clean(r)
+    body = r.json()["error"]
+    assert body["code"] == code and fragment in body["message"], body
+    if case_id == "sock-open-import":
+        assert "sock_connect" in body["message"]
+        assert "fd_write" not in body["message"]  # provided, so not named
+    assert server.client.get(f"/fn/{name}").status_code == 404  # nothing was stored
+    assert_good(server)
+
+
+@pytest.mark.parametrize("module", ["hostile/huge_table", "hostile/two_memories", "hostile/two_tables",
+                                    "hostile/huge_initial_memory"])
+def test_shapes_no_instance_could_have_are_refused_without_the_pool_too(tmp_path: Path, wasm, module: str) -> None:
+    """With the pooling allocator off (its fallback), wasmtime compiles these and every
+    call then failed at instantiation; the deploy check refuses them either way."""
+    from wasmhost.errors import InvalidModule
+    from wasmhost.host import Host
+
+    from .conftest import small_settings
+    with Host(small_settings(tmp_path / "data", pooling=False)) as host:
+        with pytest.raises(InvalidModule) as info:
+            host.deploy("shape", wasm(module))
+        assert "allows" in info.value.message or "exceeds" in info.value.message
+        assert host.list() == []
+
+
+# ---- WASI: files, directories, environment, sockets ----------------------------------------
+
+def _errnos(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split("=") for line in text.splitlines() if "=" in line)}
+
+
+def test_wasi_cannot_reach_host_files_or_directories(server: Server, modules_dir: Path) -> None:
+    assert server.deploy("w-files", (modules_dir / "hostile/wasi_files.wasm").read_bytes()).status_code == 201
+    r = server.client.get("/fn/w-files")
+    assert r.status_code == 200, r.text
+    assert "LEAK" not in r.text and "root:" not in r.text
+    errnos = _errnos(r.text)
+    expected = {f"prestat{fd}" for fd in range(3, 10)} | {"open3", "open4", "open0", "open1", "dotdot3",
+                                                         "readdir3", "readdir0", "stat3", "read5", "read9"}
+    assert set(errnos) == expected, r.text
+    assert all(errno != 0 for errno in errnos.values()), errnos
+    EBADF = 8
+    for what in ("prestat3", "prestat4", "prestat9", "open3", "open4", "dotdot3", "readdir3", "stat3",
+                 "read5", "read9"):
+        assert errnos[what] == EBADF, (what, errnos)
+    assert_good(server)
+
+
+def test_wasi_sockets_fail_inside_the_guest(server: Server, modules_dir: Path) -> None:
+    assert server.deploy("w-sock", (modules_dir / "hostile/wasi_sockets.wasm").read_bytes()).status_code == 201
+    r = server.client.get("/fn/w-sock")
+    assert r.status_code == 200, r.text
+    errnos = _errnos(r.text)
+    assert set(errnos) == {"accept3", "accept4", "accept0", "recv3", "send3", "send1", "shutdown3"}, r.text
+    assert all(errno != 0 for errno in errnos.values()), errnos
+    for what in ("accept3", "accept4", "recv3", "send3", "shutdown3"):
+        assert errnos[what] == 8, (what, errnos)  # EBADF: no socket was ever handed over
+    assert_good(server)
+
+
+def test_wasi_environment_is_only_the_cgi_variables(server: Server, modules_dir: Path) -> None:
+    r = server.deploy("w-env", (modules_dir / "wagi_env.wasm").read_bytes(), )
+    assert r.status_code == 201, r.text
+    r = server.client.get("/fn/w-env/a", params={"q": "1"}, headers={"x-probe": "yes"})
+    assert r.status_code == 200
+    assert SECRET not in r.text
+    names = {line[4:].split("=", 1)[0] for line in r.text.splitlines() if line.startswith("env:")}
+    cgi = {"REQUEST_METHOD", "PATH_INFO", "PATH_TRANSLATED", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+           "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SOFTWARE", "GATEWAY_INTERFACE",
+           "REMOTE_ADDR", "REMOTE_HOST", "AUTH_TYPE", "REMOTE_USER", "X_FULL_URL", "X_MATCHED_ROUTE",
+           "X_RAW_PATH_INFO"}
+    headers = {n for n in names if n.startswith("HTTP_")}
+    assert names - headers == cgi, sorted(names - headers ^ cgi)
+    assert "HTTP_X_PROBE" in headers
+    for host_var in ("PATH", "HOME", "HOSTILE_SECRET", "WASMHOST_DATA", "PYTHONUNBUFFERED"):
+        assert host_var not in names
+    assert_good(server)
+
+
+def test_a_module_importing_every_wasi_function_deploys_and_runs(server: Server, modules_dir: Path) -> None:
+    wasm = (modules_dir / "hostile/all_wasi_imports.wasm").read_bytes()
+    assert len(wasmtime.Module(wasmtime.Engine(), wasm).imports) == 46
+    r = server.deploy("w-all", wasm)
+    assert r.status_code == 201, r.text
+    r = server.client.get("/fn/w-all")
+    assert r.status_code == 200 and r.content == b"all imports linked\n", r.text
+    assert_good(server)

@@ -27,7 +27,7 @@ import wasmtime
 import xxhash
 
 from .abi.hostcalls import WASI_MODULE, Linkers
-from .engine import WasmEngine
+from .engine import POOL_TABLE_ELEMENTS, WasmEngine
 from .native import address
 from .errors import InvalidModule
 from .models import Tier
@@ -69,8 +69,95 @@ class CacheStats:
     evictions: int = 0
 
 
+# What one instance may have (the Store limiter in native.py and _fastpath.c: one memory,
+# one table of at most STORE_TABLE_ELEMENTS; a pooling slot holds at most POOL_TABLE_ELEMENTS).
+STORE_TABLE_ELEMENTS = 100_000
+WASM_PAGE = 65536
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 at `pos`: (value, position after it). IndexError past the end."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("LEB128 too long")
+
+
+def _limits(data: bytes, pos: int) -> tuple[int, int]:
+    """(minimum, position after the limits): flags, min, optional max (any index width)."""
+    flags = data[pos]
+    minimum, pos = _leb(data, pos + 1)
+    if flags & 1:
+        _, pos = _leb(data, pos)
+    if flags & 8:  # custom page size (proposal): one more LEB
+        _, pos = _leb(data, pos)
+    return minimum, pos
+
+
+def declared_shape(wasm_bytes: bytes) -> tuple[int, int, int, int] | None:
+    """(tables defined, first table's initial elements, memories defined, first
+    memory's initial pages), read from the table (4) and memory (5) sections without
+    compiling; None when the bytes cannot be read that way (wasmtime then says why)."""
+    counts = {4: 0, 5: 0}
+    first = {4: 0, 5: 0}
+    try:
+        if wasm_bytes[:8] != b"\0asm\x01\x00\x00\x00":
+            return None
+        pos = 8
+        while pos < len(wasm_bytes):
+            section = wasm_bytes[pos]
+            size, body = _leb(wasm_bytes, pos + 1)
+            pos = body + size
+            if section not in (4, 5):
+                continue
+            count, at = _leb(wasm_bytes, body)
+            counts[section] += count
+            if count == 0:
+                continue
+            if section == 4:
+                if wasm_bytes[at] == 0x40:  # table with an initialiser: 0x40 0x00 tabletype expr
+                    at += 2
+                if wasm_bytes[at] in (0x63, 0x64):  # (ref null? heaptype)
+                    _, at = _leb(wasm_bytes, at + 1)
+                else:
+                    at += 1
+            first[section] = _limits(wasm_bytes, at)[0]
+    except (IndexError, ValueError):
+        return None
+    return counts[4], first[4], counts[5], first[5]
+
+
+def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
+    """Refuse, before compiling, a module whose memories or tables no instance of it
+    could ever have here (else every call would fail at instantiation, or wasmtime's
+    pooling allocator would refuse it in its own words)."""
+    shape = declared_shape(wasm_bytes)
+    if shape is None:
+        return
+    tables, table_min, memories, memory_pages = shape
+    max_mib = wasm.config.max_memory_bytes // (1024 * 1024)
+    if memories > 1:
+        raise InvalidModule(f"the module defines {memories} memories; wasmhost allows one per module")
+    if tables > 1:
+        raise InvalidModule(f"the module defines {tables} tables; wasmhost allows one per module")
+    if memory_pages * WASM_PAGE > wasm.config.max_memory_bytes:
+        raise InvalidModule(f"the module's initial memory of {memory_pages * WASM_PAGE // (1024 * 1024)} MiB "
+                            f"({memory_pages} pages) exceeds the server maximum of {max_mib} MiB", memory_mb=max_mib)
+    limit = POOL_TABLE_ELEMENTS if wasm.pooling else STORE_TABLE_ELEMENTS
+    if table_min > limit:
+        raise InvalidModule(f"the module's table has {table_min} initial elements; this server allows at most "
+                            f"{limit}", table_elements=limit)
+
+
 def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
     """Validate and compile; any failure is the module's fault."""
+    check_declared_shape(wasm, wasm_bytes)
     try:
         return wasmtime.Module(wasm.engine, wasm_bytes)
     except wasmtime.WasmtimeError as exc:

@@ -29,6 +29,10 @@ from .settings import MIB, Settings
 
 log = logging.getLogger("wasmhost.engine")
 
+# Elements of the one table an instance may have in a pooling slot (wasmtime's default,
+# set explicitly so that the deploy check in cache.py cannot drift from it).
+POOL_TABLE_ELEMENTS = 20_000
+
 WASMTIME_VERSION = metadata.version("wasmtime")
 
 
@@ -153,6 +157,7 @@ def _set_pooling(config: wasmtime.Config, cfg: EngineConfig) -> None:
         capi.wasmtime_pooling_allocation_config_total_tables_set(pool, n)
         capi.wasmtime_pooling_allocation_config_total_stacks_set(pool, n)
         capi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, cfg.max_memory_bytes)
+        capi.wasmtime_pooling_allocation_config_table_elements_set(pool, POOL_TABLE_ELEMENTS)
         # Reset the first bytes of a freed slot with memset instead of madvise: a
         # fresh instance then takes no page faults on its first pages (measured:
         # ~80 -> ~65 µs per hello call on a 2-core VM).

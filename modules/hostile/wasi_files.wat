@@ -64,7 +64,7 @@
   (func $try_open (param $label i32) (param $llen i32) (param $dirfd i32) (param $path i32) (param $plen i32)
     (local $errno i32)
     (local.set $errno (call $open (local.get $dirfd) (i32.const 1) (local.get $path) (local.get $plen)
-                                  (i32.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 8)))
+                                  (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8)))
     (call $report (local.get $label) (local.get $llen) (local.get $dirfd) (local.get $errno))
     (if (i32.eqz (local.get $errno)) (then (call $leak (i32.load (i32.const 8))))))
 
