@@ -77,7 +77,7 @@ def build_openapi() -> dict[str, Any]:
                     "deployed"), **_errors(400, 401, 413)}},
             "get": {"summary": "A function with all its versions", "operationId": "get_function",
                     "tags": ["admin"], "security": AUTH, "parameters": [NAME],
-                    "responses": {"200": _json(function_ref, "the function"), **_errors(401, 404)}},
+                    "responses": {"200": _json(function_ref, "the function"), **_errors(400, 401, 404)}},
             "patch": {"summary": "Change limits or config (a new version, active from the next call)",
                       "operationId": "update_function", "tags": ["admin"], "security": AUTH,
                       "parameters": [NAME, *LIMIT_PARAMS],
@@ -87,7 +87,7 @@ def build_openapi() -> dict[str, Any]:
                       "responses": {"200": _json(version_ref, "the new active version"), **_errors(400, 401, 404)}},
             "delete": {"summary": "Delete a function and all its versions", "operationId": "delete_function",
                        "tags": ["admin"], "security": AUTH, "parameters": [NAME],
-                       "responses": {"204": {"description": "deleted"}, **_errors(401, 404)}},
+                       "responses": {"204": {"description": "deleted"}, **_errors(400, 401, 404)}},
         },
         "/v1/functions/{name}/rollback": {"post": {
             "summary": "Make an earlier version active (default: the one before the active one)",

@@ -1,0 +1,147 @@
+"""schemathesis against `/openapi.json` of a real `wasmhost serve` (tests/server.py).
+
+Every operation of the document gets requests generated from its schema (positive and
+negative data), sent with the admin token, without it and with a wrong one, and with the
+function name as generated and replaced by a deployed function (`hello`, `hello@1`, `wagi`,
+`echo`). The server must never answer 5xx on an admin or ops route; on `/fn/...` a 502/503/504
+is fine only when it is a classified guest error (JSON `error.code` of the guest kinds).
+Responses must conform to the schema where the schema declares them (status code, content
+type, body schema). The quick run is in the default suite; `-m slow` runs many more examples.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+from tests.server import Server
+
+TOKEN = "st-admin-token-1234567890"
+DEPLOYED = ("hello", "hello@1", "wagi", "echo")
+GUEST_CODES = {"fuel_exhausted", "timeout", "memory_limit", "trap", "bad_response", "nonzero_exit", "overloaded",
+               "guest_error"}
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, wasm):
+    srv = Server(tmp_path_factory.mktemp("schemathesis") / "data", token=TOKEN)
+    with srv:
+        _deploy_all(srv, wasm)
+        srv.wasm = wasm  # type: ignore[attr-defined]
+        yield srv
+
+
+def _deploy_all(srv: Server, wasm) -> None:
+    for name, module in (("hello", "hello_handler"), ("wagi", "hello_wagi"), ("echo", "echo_handler")):
+        if srv.client.get(f"/v1/functions/{name}", headers=srv.admin_headers()).status_code == 404:
+            assert srv.deploy(name, wasm(module)).status_code == 201, name
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_status: collections.Counter[int] = collections.Counter()
+        self.operations: set[str] = set()
+        self.failures: list[str] = []
+
+
+def _auth_headers(kind: str) -> dict[str, str]:
+    return {"none": {}, "good": {"Authorization": f"Bearer {TOKEN}"},
+            "wrong": {"Authorization": "Bearer wrong-token"}}[kind]
+
+
+def _check_one(server: Server, case, auth: str, stats: Stats, session: requests.Session) -> None:
+    response = case.call(base_url=server.url, session=session, headers=_auth_headers(auth), timeout=30)
+    stats.requests += 1
+    stats.by_status[response.status_code] += 1
+    path = case.operation.path
+    where = f"{case.method.upper()} {case.formatted_path} (auth={auth}) -> {response.status_code}"
+    if response.status_code >= 500:
+        ok = False
+        if path.startswith("/fn/") and response.status_code in (502, 503, 504):
+            try:
+                ok = response.json()["error"]["code"] in GUEST_CODES
+            except (ValueError, KeyError, TypeError):
+                ok = False
+        if not ok:
+            stats.failures.append(f"5xx: {where}: {response.text[:300]}")
+            return
+    if path.startswith("/fn/") and response.status_code < 400:
+        return  # whatever the function answers: the schema declares nothing more
+    try:
+        case.validate_response(response, checks=CHECKS)
+    except BaseExceptionGroup as exc:  # schemathesis raises a group of check failures
+        stats.failures.append(f"schema: {where}: " + "; ".join(str(e).splitlines()[0] + " " + " ".join(str(e).split())[:300] for e in exc.exceptions))
+    if auth != "good" and "security" in case.operation.definition.raw and response.status_code != 401:
+        stats.failures.append(f"auth: {where}: an admin route answered without a valid token")
+
+
+def _run(server: Server, max_examples: int) -> Stats:
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    stats = Stats()
+    session = requests.Session()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        stats.operations.add(f"{operation.method.upper()} {operation.path}")
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            strategy = operation.as_strategy(generation_mode=mode)
+
+            @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=strategy, auth=st.sampled_from(["good", "good", "none", "wrong"]),
+                   name=st.none() | st.sampled_from(DEPLOYED))
+            def run(case, auth: str, name: str | None) -> None:
+                if name is not None and "name" in (case.path_parameters or {}):
+                    if "@" in name and "{name}" in operation.path and not operation.path.startswith("/fn/"):
+                        name = name.split("@")[0]
+                    case.path_parameters["name"] = name
+                _check_one(server, case, auth, stats, session)
+                if case.method.upper() in ("DELETE", "PUT"):
+                    _deploy_all(server, server.wasm)  # keep the deployed functions there to call
+
+            try:
+                run()
+            except Unsatisfiable:  # nothing to negate (no parameters, no body)
+                assert mode == GenerationMode.NEGATIVE
+    session.close()
+    return stats
+
+
+def _report(stats: Stats) -> str:
+    fives = sum(n for s, n in stats.by_status.items() if s >= 500)
+    return (f"{len(stats.operations)} operations, {stats.requests} requests, statuses "
+            f"{dict(sorted(stats.by_status.items()))}, 5xx: {fives}")
+
+
+def test_openapi_document_is_served_and_valid(server: Server) -> None:
+    doc = httpx.get(server.url + "/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    schema = schemathesis.openapi.from_dict(doc)
+    assert all(r.ok() for r in schema.get_all_operations())
+
+
+def test_schemathesis_quick(server: Server) -> None:
+    stats = _run(server, max_examples=10)
+    print(_report(stats))
+    assert not stats.failures, "\n".join([_report(stats), *stats.failures[:20]])
+    assert len(stats.operations) >= 20
+
+
+@pytest.mark.slow
+def test_schemathesis_long(server: Server) -> None:
+    stats = _run(server, max_examples=60)
+    print(_report(stats))
+    assert not stats.failures, "\n".join([_report(stats), *stats.failures[:20]])
