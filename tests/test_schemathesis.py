@@ -19,7 +19,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -145,3 +145,39 @@ def test_schemathesis_long(server: Server) -> None:
     stats = _run(server, max_examples=60)
     print(_report(stats))
     assert not stats.failures, "\n".join([_report(stats), *stats.failures[:20]])
+
+
+# JSON of any shape, with the strings JSON can carry but Unicode cannot (lone surrogate escapes).
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["\ud800", "a\udfffb", "\x00", "1", "-1", "0x10", " 5"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["config", "env", "limits", "fuel", "timeout_ms", "memory_mb", "version", "abi",
+                         "entrypoint", "A", "\ud800"]) | st.text(max_size=5), inner, max_size=4),
+    max_leaves=10)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=_json | st.fixed_dictionaries({"config": st.dictionaries(st.text(max_size=3), _json, max_size=2)}),
+       op=st.sampled_from(["patch", "rollback", "deploy-config"]))
+@example(body={"config": {"A": "\ud800"}}, op="patch")
+@example(body={"config": {"A": "x\udc80"}}, op="deploy-config")
+def test_admin_json_bodies_never_answer_5xx(server: Server, body, op: str) -> None:
+    """Found by this test: a config value `"\\ud800"` (a lone surrogate escape, valid JSON) made
+    PATCH /v1/functions/{name} answer 500 (host.check_config encodes values to UTF-8 to
+    count them). Fixed in http/admin.py: a JSON body or 'config' part whose strings are not
+    valid Unicode is a 400 bad_request."""
+    raw = json.dumps(body, allow_nan=True)
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        if op == "patch":
+            r = client.patch("/v1/functions/hello", content=raw, headers=headers)
+        elif op == "rollback":
+            r = client.post("/v1/functions/hello/rollback", content=raw, headers=headers)
+        else:
+            r = client.put("/v1/functions/hello", headers=headers,
+                           files={"module": ("m.wasm", server.wasm("hello_handler"), "application/wasm"),
+                                  "config": (None, raw)})
+    assert r.status_code < 500, (op, raw[:200], r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert r.json()["error"]["code"] in {"bad_request", "not_found", "invalid_module", "too_large"}

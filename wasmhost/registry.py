@@ -96,6 +96,11 @@ def _check_config(config: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(config, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
         raise errors.BadRequest("config must map strings to strings")
+    try:  # lone surrogates survive JSON but no guest could be given them (msgpack, WASI: UTF-8)
+        for k, v in config.items():
+            k.encode("utf-8"), v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.BadRequest("config keys and values must be valid Unicode text (no lone surrogates)") from None
     return dict(config)
 
 

@@ -36,6 +36,11 @@ def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
         raise BadRequest(f"{what} is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequest(f"{what} must be a JSON object")
+    try:  # a "\ud800" escape decodes to a lone surrogate: not text that UTF-8 (or WASI) can carry
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what} has a string with a lone surrogate escape (\\ud800-\\udfff), "
+                         "which is not valid Unicode text") from None
     return value
 
 
