@@ -275,3 +275,120 @@ def test_a_module_importing_every_wasi_function_deploys_and_runs(server: Server,
     r = server.client.get("/fn/w-all")
     assert r.status_code == 200 and r.content == b"all imports linked\n", r.text
     assert_good(server)
+
+
+# ---- huge modules at upload -------------------------------------------------------------------
+
+HELLO_RESPONSE = bytes.fromhex(
+    "83a6737461747573ccc8a7686561646572739192ac636f6e74656e742d74797065b9746578742f706c61696e3b"
+    "20636861727365743d7574662d38a4626f6479ae48656c6c6f2c20776f726c64210a")
+
+
+def _hello_wat(extra: str = "", pages: int = 1, data: str = "") -> str:
+    """A hello handler (answers like modules/hello_handler.wat) with `extra` definitions."""
+    escaped = "".join(f"\\{b:02x}" for b in HELLO_RESPONSE)
+    return f"""(module
+  (memory (export "memory") {pages})
+  (data (i32.const 16) "{escaped}")
+  {data}
+  (func (export "wasmhost_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "wasmhost_handle") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {len(HELLO_RESPONSE)})))
+  {extra})"""
+
+
+def many_functions(n: int, exported: bool = False) -> bytes:
+    """A hello handler with `n` more functions (each `(result i32) i32.const K`), exported or not."""
+    funcs = "\n".join(f'(func $f{i}{f" (export {chr(34)}f{i}{chr(34)})" if exported else ""} (result i32) '
+                      f"(i32.const {i}))" for i in range(n))
+    return wasmtime.wat2wasm(_hello_wat(funcs))
+
+
+def huge_data(size: int, pages: int) -> bytes:
+    """A hello handler with one data segment of `size` bytes at 64 KiB, in a memory of `pages` pages."""
+    return wasmtime.wat2wasm(_hello_wat(pages=pages, data=f'(data (i32.const 65536) "{"x" * size}")'))
+
+
+def _leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def custom_section(name: bytes, payload_size: int) -> bytes:
+    body = _leb(len(name)) + name + b"\x00" * payload_size
+    return b"\x00" + _leb(len(body)) + body
+
+
+def hello_with_custom(*sections: bytes) -> bytes:
+    return wasmtime.wat2wasm(_hello_wat()) + b"".join(sections)
+
+
+UPLOAD_CASES: dict[str, tuple[Callable[[], bytes], int, str | None, str]] = {
+    # case: (module, HTTP status, error code (None: deployed and answers hello), message fragment)
+    "data-segment-6MiB": (lambda: huge_data(6 * MIB, 128), 201, None, ""),
+    "data-segment-outside-memory": (lambda: huge_data(2 * MIB, 2), 400, "invalid_module",
+                                    "outside its initial memory"),
+    "custom-section-7MiB": (lambda: hello_with_custom(custom_section(b"big", 7 * MIB)), 201, None, ""),
+    "custom-sections-200000": (lambda: hello_with_custom(*[custom_section(b"c", 0)] * 200_000), 201, None, ""),
+    "custom-section-over-module-limit": (lambda: hello_with_custom(custom_section(b"big", 9 * MIB)), 413,
+                                         "too_large", "exceeds the limit of 8388608 bytes"),
+    "functions-2000": (lambda: many_functions(2000), 201, None, ""),
+}
+
+
+@pytest.mark.parametrize("case_id", list(UPLOAD_CASES))
+def test_huge_module_upload(server: Server, case_id: str) -> None:
+    make, status, code, fragment = UPLOAD_CASES[case_id]
+    _upload(server, "u-" + case_id.lower(), make(), status, code, fragment, case_id)
+
+
+def _upload(server: Server, name: str, wasm: bytes, status: int, code: str | None, fragment: str,
+            case_id: str) -> None:
+    started = time.monotonic()
+    r = server.deploy(name, bytes(wasm))  # wat2wasm gives a bytearray, which httpx would iterate
+    TIMES["upload:" + case_id] = time.monotonic() - started
+    assert r.status_code == status, r.text[:500]
+    assert_clean(r)
+    if code is None:
+        r = server.client.get(f"/fn/{name}")
+        assert r.status_code == 200 and r.content == b"Hello, world!\n"
+    else:
+        body = r.json()["error"]
+        assert body["code"] == code and fragment in body["message"], body
+        assert server.client.get(f"/fn/{name}").status_code == 404
+    assert_good(server)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case_id,make,status,code,fragment", [
+    ("functions-50000", lambda: many_functions(50_000), 201, None, ""),
+    ("exported-functions-35000", lambda: many_functions(35_000, exported=True), 400, "invalid_module",
+     "more per-instance state than this server allows"),
+], ids=["functions-50000", "exported-functions-35000"])
+def test_module_with_tens_of_thousands_of_functions(server: Server, case_id, make, status, code, fragment) -> None:
+    """Compiling these takes seconds (~0.3 ms per function here); the server keeps
+    answering other calls meanwhile (compiles run off the event loop)."""
+    wasm = make()
+    done = threading.Event()
+    answered: list[float] = []
+
+    def call_good_meanwhile() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            while not done.is_set():
+                started = time.monotonic()
+                assert client.get("/fn/good").status_code == 200
+                answered.append(time.monotonic() - started)
+                time.sleep(0.05)
+
+    caller = threading.Thread(target=call_good_meanwhile)
+    caller.start()
+    try:
+        _upload(server, "u-" + case_id, wasm, status, code, fragment, case_id)
+    finally:
+        done.set()
+        caller.join()
+    assert len(answered) >= 5 and max(answered) < 1.0, answered

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import re
 import tempfile
 import threading
 import time
@@ -100,12 +101,36 @@ def _limits(data: bytes, pos: int) -> tuple[int, int]:
     return minimum, pos
 
 
-def declared_shape(wasm_bytes: bytes) -> tuple[int, int, int, int] | None:
-    """(tables defined, first table's initial elements, memories defined, first
-    memory's initial pages), read from the table (4) and memory (5) sections without
-    compiling; None when the bytes cannot be read that way (wasmtime then says why)."""
-    counts = {4: 0, 5: 0}
-    first = {4: 0, 5: 0}
+def _sleb(data: bytes, pos: int) -> tuple[int, int]:
+    """A signed LEB128 at `pos`: (value, position after it)."""
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return (result - (1 << shift) if byte & 0x40 else result), pos
+        if shift > 63:
+            raise ValueError("LEB128 too long")
+
+
+@dataclass(slots=True)
+class DeclaredShape:
+    """What a module's table (4), memory (5) and data (11) sections declare."""
+
+    tables: int = 0  # tables defined
+    table_min: int = 0  # the first table's initial elements
+    memories: int = 0  # memories defined
+    memory_pages: int = 0  # the first memory's initial pages
+    data_end: int = 0  # the furthest end of an active data segment with a constant offset
+    data_segment: int = -1  # which segment that is
+
+
+def declared_shape(wasm_bytes: bytes) -> DeclaredShape | None:
+    """Read the sizes a module declares from its sections, without compiling it; None
+    when the bytes cannot be read that way (wasmtime then says what is wrong)."""
+    shape = DeclaredShape()
     try:
         if wasm_bytes[:8] != b"\0asm\x01\x00\x00\x00":
             return None
@@ -114,45 +139,83 @@ def declared_shape(wasm_bytes: bytes) -> tuple[int, int, int, int] | None:
             section = wasm_bytes[pos]
             size, body = _leb(wasm_bytes, pos + 1)
             pos = body + size
-            if section not in (4, 5):
+            if section not in (4, 5, 11):
                 continue
             count, at = _leb(wasm_bytes, body)
-            counts[section] += count
+            if section == 11:
+                _data_ends(wasm_bytes, at, count, shape)
+                continue
             if count == 0:
                 continue
             if section == 4:
+                shape.tables += count
                 if wasm_bytes[at] == 0x40:  # table with an initialiser: 0x40 0x00 tabletype expr
                     at += 2
                 if wasm_bytes[at] in (0x63, 0x64):  # (ref null? heaptype)
                     _, at = _leb(wasm_bytes, at + 1)
                 else:
                     at += 1
-            first[section] = _limits(wasm_bytes, at)[0]
+                shape.table_min = _limits(wasm_bytes, at)[0]
+            else:
+                shape.memories += count
+                shape.memory_pages = _limits(wasm_bytes, at)[0]
     except (IndexError, ValueError):
         return None
-    return counts[4], first[4], counts[5], first[5]
+    return shape
+
+
+def _data_ends(data: bytes, at: int, count: int, shape: DeclaredShape) -> None:
+    """The furthest end of the active data segments of memory 0 whose offset is a plain
+    `i32.const` (any other offset expression ends the scan: not worth guessing)."""
+    for index in range(count):
+        flags, at = _leb(data, at)
+        if flags == 1:  # passive: no offset
+            length, at = _leb(data, at)
+            at += length
+            continue
+        if flags == 2:
+            memory, at = _leb(data, at)
+            if memory != 0:
+                return
+        elif flags != 0:
+            return
+        if data[at] != 0x41:  # i32.const
+            return
+        offset, at = _sleb(data, at + 1)
+        if data[at] != 0x0B:  # end
+            return
+        length, at = _leb(data, at + 1)
+        at += length
+        end = (offset & 0xFFFFFFFF) + length
+        if end > shape.data_end:
+            shape.data_end, shape.data_segment = end, index
 
 
 def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
-    """Refuse, before compiling, a module whose memories or tables no instance of it
-    could ever have here (else every call would fail at instantiation, or wasmtime's
-    pooling allocator would refuse it in its own words)."""
+    """Refuse, before compiling, a module that no instance could ever be made of here
+    (else every call would fail at instantiation, or wasmtime's pooling allocator would
+    refuse it in its own words): more than one memory or table, an initial memory or
+    table over the limits, a data segment outside the initial memory."""
     shape = declared_shape(wasm_bytes)
     if shape is None:
         return
-    tables, table_min, memories, memory_pages = shape
     max_mib = wasm.config.max_memory_bytes // (1024 * 1024)
-    if memories > 1:
-        raise InvalidModule(f"the module defines {memories} memories; wasmhost allows one per module")
-    if tables > 1:
-        raise InvalidModule(f"the module defines {tables} tables; wasmhost allows one per module")
-    if memory_pages * WASM_PAGE > wasm.config.max_memory_bytes:
-        raise InvalidModule(f"the module's initial memory of {memory_pages * WASM_PAGE // (1024 * 1024)} MiB "
-                            f"({memory_pages} pages) exceeds the server maximum of {max_mib} MiB", memory_mb=max_mib)
+    if shape.memories > 1:
+        raise InvalidModule(f"the module defines {shape.memories} memories; wasmhost allows one per module")
+    if shape.tables > 1:
+        raise InvalidModule(f"the module defines {shape.tables} tables; wasmhost allows one per module")
+    pages = shape.memory_pages
+    if pages * WASM_PAGE > wasm.config.max_memory_bytes:
+        raise InvalidModule(f"the module's initial memory of {pages * WASM_PAGE // (1024 * 1024)} MiB "
+                            f"({pages} pages) exceeds the server maximum of {max_mib} MiB", memory_mb=max_mib)
     limit = POOL_TABLE_ELEMENTS if wasm.pooling else STORE_TABLE_ELEMENTS
-    if table_min > limit:
-        raise InvalidModule(f"the module's table has {table_min} initial elements; this server allows at most "
-                            f"{limit}", table_elements=limit)
+    if shape.table_min > limit:
+        raise InvalidModule(f"the module's table has {shape.table_min} initial elements; this server allows at "
+                            f"most {limit}", table_elements=limit)
+    if shape.memories == 1 and shape.data_end > pages * WASM_PAGE:
+        raise InvalidModule(f"the module's data segment {shape.data_segment} ends at byte {shape.data_end}, "
+                            f"outside its initial memory of {pages * WASM_PAGE} bytes ({pages} pages): "
+                            "every instantiation would fail")
 
 
 def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
@@ -163,6 +226,11 @@ def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
     except wasmtime.WasmtimeError as exc:
         text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = " ".join(text[:3])[:300]
+        if "instance allocation for this module requires" in detail:
+            need = re.search(r"requires (\d+) bytes which exceeds the configured maximum of (\d+) bytes", detail)
+            sizes = f" ({need.group(1)} bytes; the limit is {need.group(2)})" if need else ""
+            raise InvalidModule("the module needs more per-instance state than this server allows"
+                                f"{sizes}: it exports or references too many functions, globals or tables") from None
         if "pooling allocator" in detail:
             raise InvalidModule("the module's memory or tables are larger than this server allows "
                                 f"(max memory {wasm.config.max_memory_bytes // (1024 * 1024)} MiB): {detail}") from None
