@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -138,12 +139,15 @@ class Versions(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory()
         self.registry = Registry(Path(self.tmp.name) / "data")
         self.other = Registry(Path(self.tmp.name) / "data", recheck_s=0)  # another process's view
+        self.third = Registry(Path(self.tmp.name) / "data")  # another one, with the default recheck delay
         self.blobs = [self.registry.put_blob(b"\0asm" + bytes([i]) * i) for i in (1, 2)]
         self.model: dict[str, tuple[list[int], int]] = {}
+        self.digests: dict[tuple[str, int], str] = {}  # (name, version) -> digest: catches stale caches
 
     def teardown(self) -> None:
         self.registry.close()
         self.other.close()
+        self.third.close()
         self.tmp.cleanup()
 
     def _expect_missing(self, call) -> None:
@@ -160,6 +164,7 @@ class Versions(RuleBasedStateMachine):
         expected = max(versions, default=0) + 1
         assert fv.version == expected
         self.model[name] = (versions + [expected], expected)
+        self.digests[(name, expected)] = digest
 
     @rule(name=st.sampled_from(NAMES), config=st.dictionaries(st.sampled_from(["K"]), st.text(max_size=3)))
     def update(self, name: str, config: dict) -> None:
@@ -168,6 +173,7 @@ class Versions(RuleBasedStateMachine):
         fv = self.registry.update(name, config=config)
         versions, _ = self.model[name]
         assert fv.version == max(versions) + 1 and fv.config == config
+        self.digests[(name, fv.version)] = self.digests[(name, self.model[name][1])]
         self.model[name] = (versions + [fv.version], fv.version)
 
     @rule(name=st.sampled_from(NAMES), to=st.none() | st.integers(1, 8))
@@ -199,10 +205,11 @@ class Versions(RuleBasedStateMachine):
     @rule(name=st.sampled_from(NAMES), version=st.integers(1, 10))
     def resolve_pinned(self, name: str, version: int) -> None:
         versions = self.model.get(name, ([], 0))[0]
-        for reg in (self.registry, self.other):
+        time.sleep(0.002)  # past the third registry's recheck delay
+        for reg in (self.registry, self.other, self.third):
             if version in versions:
                 fv = reg.resolve(name, version)
-                assert (fv.name, fv.version) == (name, version)
+                assert (fv.name, fv.version, fv.digest) == (name, version, self.digests[(name, version)])
             else:
                 self._expect_missing(lambda: reg.resolve(name, version))
 
@@ -214,10 +221,12 @@ class Versions(RuleBasedStateMachine):
             versions, active = self.model[info.name]
             assert info.active.version == active
             assert [v.version for v in info.versions] == versions
+        time.sleep(0.002)
         for name in NAMES:
-            for reg in (self.registry, self.other):
+            for reg in (self.registry, self.other, self.third):
                 if name in self.model:
-                    assert reg.resolve(name).version == self.model[name][1]
+                    fv = reg.resolve(name)
+                    assert (fv.version, fv.digest) == (self.model[name][1], self.digests[(name, fv.version)])
                 else:
                     self._expect_missing(lambda: reg.resolve(name))
 
