@@ -264,3 +264,37 @@ def test_host_refuses_config_that_is_not_unicode(host: Host, hello: bytes, confi
             host.deploy("surrogates", hello, config=config)
     finally:
         host.delete("surrogates")
+
+
+# ------------------------------------------------------------------ name@N through a real Host
+
+
+@pytest.fixture(scope="module")
+def pinned(host: Host, wasm) -> str:
+    """`pins` with versions 1..4 (config V = the version), then rolled back to 2, then 5 and 6
+    (updates of the active version 2), then the active version rolled back to 3."""
+    import msgpack  # noqa: F401  (used by the test through the echo body)
+    for i in range(1, 5):
+        host.deploy("pins", wasm("echo_handler"), config={"V": str(i)})
+    host.rollback("pins", 2)
+    host.update("pins", config={"V": "5"})
+    host.update("pins", config={"V": "6"})
+    host.rollback("pins", 3)
+    return "pins"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(version=st.none() | st.integers(1, 9))
+def test_pinned_invocations_run_exactly_that_version(host: Host, pinned: str, version: int | None) -> None:
+    import msgpack
+    from wasmhost.models import Request
+    if version is not None and version > 6:
+        with pytest.raises(errors.NotFound, match=f"no version {version}"):
+            inv = host.invoke(pinned, Request(), version)
+            raise inv.error or AssertionError("a missing version answered")
+        return
+    inv = host.invoke(pinned, Request(), version)
+    assert inv.ok, inv.error
+    expected = 3 if version is None else version
+    assert inv.version == expected
+    assert msgpack.unpackb(inv.response.body, raw=False)["config"] == {"V": str(expected)}
