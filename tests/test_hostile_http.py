@@ -392,3 +392,114 @@ def test_module_with_tens_of_thousands_of_functions(server: Server, case_id, mak
         done.set()
         caller.join()
     assert len(answered) >= 5 and max(answered) < 1.0, answered
+
+
+# ---- hostile requests ---------------------------------------------------------------------------
+
+def _raw_exchange(server: Server, request: bytes, timeout: float = 30) -> tuple[int, bytes, float]:
+    """Send raw bytes on a fresh connection; (status, whole answer, seconds until it was complete)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+            head, sep, body = data.partition(b"\r\n\r\n")
+            length = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")]
+            if sep and length and len(body) >= int(length[0]):
+                break
+    return int(data.split(b" ", 2)[1]), data, time.monotonic() - started
+
+
+@pytest.mark.parametrize("target", ["echo", "env"])
+def test_a_request_with_10000_headers(server: Server, modules_dir: Path, target: str) -> None:
+    """10,000 headers (~170 KB) are accepted and reach the guest, in order; the server
+    is not slowed down for anyone else."""
+    module = {"echo": "echo_handler", "env": "wagi_env"}[target]
+    assert server.deploy(f"h-{target}", (modules_dir / f"{module}.wasm").read_bytes()).status_code == 201
+    headers = b"".join(b"x-h-%d: v%d\r\n" % (i, i) for i in range(10_000))
+    status, data, seconds = _raw_exchange(server, b"GET /fn/h-%s HTTP/1.1\r\nHost: t\r\n%s\r\n" % (
+        target.encode(), headers))
+    TIMES[f"10000-headers:{target}"] = seconds
+    assert status == 200, data[:300]
+    assert seconds < 5
+    body = data.partition(b"\r\n\r\n")[2]
+    if target == "echo":
+        import msgpack
+        seen = msgpack.unpackb(body, raw=False)
+        assert [h for h in seen["headers"] if h[0].startswith("x-h-")] == [[f"x-h-{i}", f"v{i}"] for i in range(10_000)]
+    else:
+        assert b"env:HTTP_X_H_0=v0\n" in body and b"env:HTTP_X_H_9999=v9999\n" in body
+    assert_good(server)
+
+
+def _drip(server: Server, path: bytes, total: int, pieces: int, gap: float, finish: bool) -> socket.socket:
+    """Send a POST with Content-Length `total` and `pieces` pieces of 2 bytes, `gap` s apart."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (path, total))
+    for _ in range(pieces):
+        sock.sendall(b"ab")
+        time.sleep(gap)
+    if finish:
+        sock.sendall(b"ab" * ((total - 2 * pieces) // 2))
+    return sock
+
+
+def test_a_slow_drip_body_does_not_block_other_calls(server: Server, modules_dir: Path) -> None:
+    assert server.deploy("drip-echo", (modules_dir / "echo_handler.wasm").read_bytes()).status_code == 201
+    result: dict[str, Any] = {}
+
+    def dripper() -> None:
+        sock = _drip(server, b"/fn/drip-echo", 100, 10, 0.15, finish=True)
+        with sock:
+            data = b""
+            while b"ab" * 50 not in data:  # the echo answer holds the whole body
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+            result["data"] = data
+
+    thread = threading.Thread(target=dripper)
+    thread.start()
+    answered = []
+    while thread.is_alive():
+        started = time.monotonic()
+        assert_good(server)
+        answered.append(time.monotonic() - started)
+        time.sleep(0.05)
+    thread.join()
+    assert result["data"].startswith(b"HTTP/1.1 200") and b"ab" * 50 in result["data"]
+    assert len(answered) >= 10 and max(answered) < 1.0, answered  # served all along the 1.5 s drip
+
+
+@pytest.mark.slow
+def test_a_slow_drip_body_is_cut_off_at_the_body_deadline(server: Server, modules_dir: Path) -> None:
+    """A body that never completes gets 400 bad_request when the body deadline
+    (invoke.BODY_TIMEOUT_S, 30 s) passes; other calls are served meanwhile."""
+    from wasmhost.http.invoke import BODY_TIMEOUT_S
+    assert server.deploy("drip-echo2", (modules_dir / "echo_handler.wasm").read_bytes()).status_code == 201
+    started = time.monotonic()
+    sock = _drip(server, b"/fn/drip-echo2", 1000, 5, 0.2, finish=False)
+    with sock:
+        sock.settimeout(BODY_TIMEOUT_S + 15)
+        while time.monotonic() - started < BODY_TIMEOUT_S - 2:
+            sock.sendall(b"ab")  # a few bytes now and then: never idle, never complete
+            assert_good(server)
+            time.sleep(1)
+        data = b""
+        while b"}}" not in data:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    seconds = time.monotonic() - started
+    TIMES["slow-drip-cut-off"] = seconds
+    assert data.startswith(b"HTTP/1.1 400"), data[:300]
+    assert b'"code":"bad_request"' in data and b"did not arrive within 30 s" in data
+    assert BODY_TIMEOUT_S - 1 < seconds < BODY_TIMEOUT_S + 10
+    assert_good(server)

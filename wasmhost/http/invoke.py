@@ -12,6 +12,7 @@ tier and time, instantiate, run) and `X-Request-Id`, which finds its logs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -43,12 +44,22 @@ NO_BODY_STATUSES = frozenset({204, 304})
 DIGITS = re.compile(r"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 PREFIX = "/fn/"
+BODY_TIMEOUT_S = 30.0  # a function call's whole request body must arrive within this
 
 log = logging.getLogger("wasmhost.http")
 
 
-async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, or TooLarge as soon as it is known to pass `limit`."""
+async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None) -> bytes:
+    """The whole body, or TooLarge as soon as it is known to pass `limit`; with
+    `timeout_s`, BadRequest when it has not all arrived within that many seconds (a
+    client dripping a body a few bytes at a time would otherwise hold it open forever)."""
+    if timeout_s is not None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await receive_body(scope, receive, limit)
+        except TimeoutError:
+            raise BadRequest(f"the request body did not arrive within {timeout_s:g} s",
+                             timeout_s=timeout_s) from None
     framed = False
     for key, value in scope["headers"]:
         if key == b"content-length":
@@ -192,7 +203,7 @@ class FunctionApp:
                 raise NotFound("no function named in the path: call /fn/<name>")
             name, version = parse_target(target)
             if framed or scope.get("http_version") not in ("1.0", "1.1"):
-                body = await receive_body(scope, receive, self.host.settings.max_request_bytes)
+                body = await receive_body(scope, receive, self.host.settings.max_request_bytes, BODY_TIMEOUT_S)
             else:
                 body = b""  # what receive_body answers for HTTP/1 without framing, without its await
             inv = None
