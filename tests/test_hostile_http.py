@@ -221,7 +221,9 @@ def _errnos(text: str) -> dict[str, int]:
 
 def test_wasi_cannot_reach_host_files_or_directories(server: Server, modules_dir: Path) -> None:
     assert server.deploy("w-files", (modules_dir / "hostile/wasi_files.wasm").read_bytes()).status_code == 201
+    started = time.monotonic()
     r = server.client.get("/fn/w-files")
+    TIMES["wasi-files"] = time.monotonic() - started
     assert r.status_code == 200, r.text
     assert "LEAK" not in r.text and "root:" not in r.text
     errnos = _errnos(r.text)
@@ -238,7 +240,9 @@ def test_wasi_cannot_reach_host_files_or_directories(server: Server, modules_dir
 
 def test_wasi_sockets_fail_inside_the_guest(server: Server, modules_dir: Path) -> None:
     assert server.deploy("w-sock", (modules_dir / "hostile/wasi_sockets.wasm").read_bytes()).status_code == 201
+    started = time.monotonic()
     r = server.client.get("/fn/w-sock")
+    TIMES["wasi-sockets"] = time.monotonic() - started
     assert r.status_code == 200, r.text
     errnos = _errnos(r.text)
     assert set(errnos) == {"accept3", "accept4", "accept0", "recv3", "send3", "send1", "shutdown3"}, r.text
@@ -272,7 +276,9 @@ def test_a_module_importing_every_wasi_function_deploys_and_runs(server: Server,
     assert len(wasmtime.Module(wasmtime.Engine(), wasm).imports) == 46
     r = server.deploy("w-all", wasm)
     assert r.status_code == 201, r.text
+    started = time.monotonic()
     r = server.client.get("/fn/w-all")
+    TIMES["wasi-all-imports"] = time.monotonic() - started
     assert r.status_code == 200 and r.content == b"all imports linked\n", r.text
     assert_good(server)
 
@@ -502,4 +508,15 @@ def test_a_slow_drip_body_is_cut_off_at_the_body_deadline(server: Server, module
     assert data.startswith(b"HTTP/1.1 400"), data[:300]
     assert b'"code":"bad_request"' in data and b"did not arrive within 30 s" in data
     assert BODY_TIMEOUT_S - 1 < seconds < BODY_TIMEOUT_S + 10
+    assert_good(server)
+
+
+@pytest.mark.xfail(strict=True, reason="no cap on request header count or size: uvicorn's httptools protocol "
+                   "buffers them all (1,000,000 headers = 15 MB took the server to 200 MB RSS); the fix is a "
+                   "header-bytes cap in the HTTP protocol (e.g. a uvicorn HttpToolsProtocol subclass answering "
+                   "431 past 64 KiB of headers), in serve.py / wasmhost/http, which another session is editing")
+def test_a_header_block_over_any_sane_size_is_refused(server: Server) -> None:
+    headers = b"".join(b"x-h-%d: v\r\n" % i for i in range(100_000))  # 1.4 MB of headers
+    status, data, _ = _raw_exchange(server, b"GET /fn/good HTTP/1.1\r\nHost: t\r\n%s\r\n" % headers)
+    assert status in (400, 431), data[:300]
     assert_good(server)
