@@ -9,7 +9,6 @@ must still answer. One server serves the whole module; its limits are small
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
