@@ -519,3 +519,12 @@ def test_a_header_block_over_any_sane_size_is_refused(server: Server) -> None:
     status, data, _ = _raw_exchange(server, b"GET /fn/good HTTP/1.1\r\nHost: t\r\n%s\r\n" % headers)
     assert status in (400, 431), data[:300]
     assert_good(server)
+
+
+def test_element_segment_outside_the_table_is_refused_at_deploy(server: Server) -> None:
+    """Like a data segment outside the memory: every instantiation would trap."""
+    wasm = wasmtime.wat2wasm(_hello_wat("(table 2 funcref) (func $f) (elem (i32.const 1) $f $f $f)"))
+    _upload(server, "u-elem-outside-table", wasm, 400, "invalid_module",
+            "element segment 0 ends at slot 4, outside its initial table of 2 slots", "elem-segment-outside-table")
+    fits = wasmtime.wat2wasm(_hello_wat("(table 4 funcref) (func $f) (elem (i32.const 1) $f $f $f)"))
+    _upload(server, "u-elem-inside-table", fits, 201, None, "", "elem-segment-inside-table")

@@ -125,6 +125,8 @@ class DeclaredShape:
     memory_pages: int = 0  # the first memory's initial pages
     data_end: int = 0  # the furthest end of an active data segment with a constant offset
     data_segment: int = -1  # which segment that is
+    elem_end: int = 0  # the same for the (MVP-form) active element segments of table 0
+    elem_segment: int = -1
 
 
 def declared_shape(wasm_bytes: bytes) -> DeclaredShape | None:
@@ -139,11 +141,14 @@ def declared_shape(wasm_bytes: bytes) -> DeclaredShape | None:
             section = wasm_bytes[pos]
             size, body = _leb(wasm_bytes, pos + 1)
             pos = body + size
-            if section not in (4, 5, 11):
+            if section not in (4, 5, 9, 11):
                 continue
             count, at = _leb(wasm_bytes, body)
             if section == 11:
                 _data_ends(wasm_bytes, at, count, shape)
+                continue
+            if section == 9:
+                _elem_ends(wasm_bytes, at, count, shape)
                 continue
             if count == 0:
                 continue
@@ -191,11 +196,29 @@ def _data_ends(data: bytes, at: int, count: int, shape: DeclaredShape) -> None:
             shape.data_end, shape.data_segment = end, index
 
 
+def _elem_ends(data: bytes, at: int, count: int, shape: DeclaredShape) -> None:
+    """The furthest end of the active element segments in the MVP form (flags 0:
+    `i32.const` offset into table 0, then function indices); any other form ends the scan."""
+    for index in range(count):
+        flags, at = _leb(data, at)
+        if flags != 0 or data[at] != 0x41:
+            return
+        offset, at = _sleb(data, at + 1)
+        if data[at] != 0x0B:
+            return
+        length, at = _leb(data, at + 1)
+        for _ in range(length):
+            _, at = _leb(data, at)
+        end = (offset & 0xFFFFFFFF) + length
+        if end > shape.elem_end:
+            shape.elem_end, shape.elem_segment = end, index
+
+
 def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
     """Refuse, before compiling, a module that no instance could ever be made of here
     (else every call would fail at instantiation, or wasmtime's pooling allocator would
     refuse it in its own words): more than one memory or table, an initial memory or
-    table over the limits, a data segment outside the initial memory."""
+    table over the limits, a data or element segment outside the initial memory or table."""
     shape = declared_shape(wasm_bytes)
     if shape is None:
         return
@@ -216,6 +239,9 @@ def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
         raise InvalidModule(f"the module's data segment {shape.data_segment} ends at byte {shape.data_end}, "
                             f"outside its initial memory of {pages * WASM_PAGE} bytes ({pages} pages): "
                             "every instantiation would fail")
+    if shape.tables == 1 and shape.elem_end > shape.table_min:
+        raise InvalidModule(f"the module's element segment {shape.elem_segment} ends at slot {shape.elem_end}, "
+                            f"outside its initial table of {shape.table_min} slots: every instantiation would fail")
 
 
 def compile_module(wasm: WasmEngine, wasm_bytes: bytes) -> wasmtime.Module:
