@@ -215,6 +215,8 @@ def crash_rounds(tmp_path: Path, wasm, rounds: int) -> None:
             deadline = time.monotonic() + 30
             while ledger.acknowledged < before + 5 and time.monotonic() < deadline:
                 time.sleep(0.01)  # traffic is flowing (clients connect and warm up first) ...
+            if round_no % 2 == 1:  # repairs while serving must not disturb traffic (checked below: no refusals)
+                run_fsck(data_dir, "--repair")
             pause = rng.uniform(0.0, 1.5)
             time.sleep(pause)  # ... then a random moment in it
             os.killpg(server.proc.pid, signal.SIGKILL)  # the whole process group, mid-traffic
