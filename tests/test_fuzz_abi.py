@@ -261,28 +261,21 @@ def _nested_bomb(n: int, kind: str) -> bytes:
 
 
 _BOMB_N = 300_000
-_STREAMING_BUILDS = "the streaming decoder builds this value before looking at its type"
 
 
-@pytest.mark.parametrize("where", [
-    pytest.param("unknown_value"),
-    pytest.param("unknown_key", marks=pytest.mark.xfail(strict=True, reason=_STREAMING_BUILDS)),
-    pytest.param("status", marks=pytest.mark.xfail(strict=True, reason=_STREAMING_BUILDS)),
-    pytest.param("body", marks=pytest.mark.xfail(strict=True, reason=_STREAMING_BUILDS)),
-    pytest.param("header_name", marks=pytest.mark.xfail(strict=True, reason=_STREAMING_BUILDS)),
-])
+@pytest.mark.parametrize("where", ["unknown_value", "unknown_key", "status", "body", "header_name"])
 @pytest.mark.parametrize("kind", ["maps", "arrays"])
 def test_no_allocation_out_of_proportion_to_the_response(where: str, kind: str) -> None:
     """A response of N bytes may not make the host build ~N Python objects (at 16 MiB, the
     default limit, that is over a gigabyte): the peak Python allocation while decoding stays
     within a few times the response size.
 
-    Found by this test: `_decode_streaming` (responses over SMALL_RESPONSE) calls
+    Found by this test: `_decode_streaming` (responses over SMALL_RESPONSE) called
     `unpacker.unpack()` for every key and for the `status`, `body` and header name/value values,
-    which builds whatever container the guest put there before the type check rejects it. Fix (in
-    wasmhost/abi/handler.py): look at the type byte first (`raw[unpacker.tell()]`) and, for a map
-    or array (0x80-0x9f, 0xdc-0xdf) or ext, skip it (`unpacker.skip()`, which builds nothing) and
-    answer bad_response, or for a key, skip the key and its value as unknown.
+    which built whatever container the guest put there before the type check rejected it. Now it
+    looks at the type byte first (`raw[unpacker.tell()]`): a map, array or ext where one of those
+    values belongs is refused unbuilt, and a key that is not a str is skipped with its value
+    (`unpacker.skip()`, which builds nothing).
     """
     bomb = _nested_bomb(_BOMB_N, kind)
     raw = {
@@ -348,18 +341,16 @@ def test_requests_encode_to_the_documented_map(method, path, query, headers, bod
         assert encodings["py"] == raw, name  # and every encoder writes the same bytes
 
 
-_TRUNCATED = ("found by fuzzing: _decode_streaming treats msgpack.OutOfData inside the map as the normal end, "
-              "so a response cut short (a guest returning a length shorter than its map) is accepted with the "
-              "fields read so far; fix in abi/handler.py: OutOfData before the map's last entry is read is "
-              "bad_response ('response is truncated'), only OutOfData at the final skip() means 'no extra bytes'")
-
-
-@pytest.mark.xfail(strict=True, reason=_TRUNCATED)
 @settings(max_examples=100)
 @given(_responses(), st.integers(1, 64) | st.floats(0.0, 1.0), st.booleans())
 @example(({"status": 201}, 201, None, None), 1, True)
 def test_a_truncated_response_is_refused(resp, where, big: bool) -> None:
-    """Every proper prefix of a response map is refused (bad_response), whatever its size."""
+    """Every proper prefix of a response map is refused (bad_response), whatever its size.
+
+    Found by fuzzing: `_decode_streaming` took msgpack.OutOfData inside the map as the normal end,
+    so a response cut short (a guest returning a length shorter than its map) was accepted with the
+    fields read so far. Now OutOfData inside the map is 'response is truncated', and the map must
+    end exactly where the response does."""
     fields = resp[0]
     if big:
         fields = {**fields, "zz-pad": b"p" * (SMALL_RESPONSE + 1)}
@@ -369,16 +360,13 @@ def test_a_truncated_response_is_refused(resp, where, big: bool) -> None:
         decode_response(cut)
 
 
-_FALSY_HEADERS = ("found by fuzzing: the small decoder takes any falsy `headers` (false, 0, \"\", {}) as no "
-                  "headers (`data.get('headers') or ()`), the streaming one refuses them with the misleading "
-                  "'response must be a msgpack map'; so the same response passes or fails by its size. Fix in "
-                  "abi/handler.py: only nil means none (both decoders), anything else not an array is "
-                  "'response headers must be an array of [name, value] pairs'")
-
-
-@pytest.mark.xfail(strict=True, reason=_FALSY_HEADERS)
 @given(st.sampled_from([None, False, 0, "", {}, b"", 0.0]), st.binary(max_size=50))
 def test_small_and_streaming_decoders_agree_on_headers(headers, body: bytes) -> None:
+    """Only nil means "no headers"; false, 0, "", {} ... are refused by both decoders.
+
+    Found by fuzzing: the small decoder took any falsy `headers` as none (`data.get('headers') or
+    ()`), the streaming one refused them (and nil too) with the misleading 'response must be a
+    msgpack map', so the same response passed or failed by its size."""
     raw = msgpack.packb({"headers": headers, "body": body}, use_bin_type=True)
     small, streaming = _outcome(handler._decode_small, raw), _outcome(handler._decode_streaming, raw)
     assert small == streaming

@@ -98,18 +98,74 @@ _HEADER_CACHE_MAX = 4096
 _HEADER_CACHE_MAX_BYTES = 4096
 
 
-def _read_headers(unpacker: msgpack.Unpacker) -> tuple[tuple[str, str], ...]:
+def _msgpack_kinds() -> tuple[str, ...]:
+    """The kind of msgpack value that each first byte starts (0xc1 is never used)."""
+    kinds = ["invalid"] * 256
+    spans = [((0x00, 0x7f), "int"), ((0x80, 0x8f), "map"), ((0x90, 0x9f), "array"), ((0xa0, 0xbf), "str"),
+             ((0xc0, 0xc0), "nil"), ((0xc2, 0xc3), "bool"), ((0xc4, 0xc6), "bin"), ((0xc7, 0xc9), "ext"),
+             ((0xca, 0xcb), "float"), ((0xcc, 0xd3), "int"), ((0xd4, 0xd8), "ext"), ((0xd9, 0xdb), "str"),
+             ((0xdc, 0xdd), "array"), ((0xde, 0xdf), "map"), ((0xe0, 0xff), "int")]
+    for (first, last), kind in spans:
+        kinds[first:last + 1] = [kind] * (last + 1 - first)
+    return tuple(kinds)
+
+
+_KIND = _msgpack_kinds()
+_BUILDS = frozenset(("map", "array", "ext"))  # kinds whose size in objects is not bounded by their bytes
+_TEXT_KINDS = frozenset(("str", "bin"))
+
+
+class _Stream:
+    """A msgpack.Unpacker over `raw` that can say what kind of value comes next, from its first
+    byte, before anything is built."""
+
+    __slots__ = ("raw", "end", "unpacker")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.end = raw, len(raw)
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(self.end, 1))
+        self.unpacker.feed(raw)
+
+    def kind(self) -> str:
+        pos = self.unpacker.tell()
+        if pos >= self.end:
+            raise msgpack.OutOfData
+        return _KIND[self.raw[pos]]
+
+    def scalar(self, refusal: str) -> Any:
+        """The next value if it is not a map, array or ext; else that value skipped unbuilt and a
+        BadResponse (refusal + its kind) returned in its place, to be raised unless a later entry
+        with the same key replaces it (the last one wins, as in the small decoder's dict)."""
+        kind = self.kind()
+        if kind in _BUILDS:
+            self.unpacker.skip()
+            return BadResponse(f"{refusal}, got a msgpack {kind}")
+        return self.unpacker.unpack()
+
+
+def _read_headers(stream: _Stream) -> tuple[tuple[str, str], ...]:
+    kind, unpacker = stream.kind, stream.unpacker
+    k = kind()
+    if k == "nil":  # as in the small decoder: only nil means "no headers"
+        unpacker.skip()
+        return ()
+    if k != "array":
+        raise BadResponse("response headers must be an array of [name, value] pairs")
     count = unpacker.read_array_header()
     if count > MAX_HEADERS:
         raise BadResponse(f"response has {count} headers; at most {MAX_HEADERS} are allowed")
     pairs = []
     for _ in range(count):
-        if unpacker.read_array_header() != 2:
+        if kind() != "array" or unpacker.read_array_header() != 2:
             raise BadResponse("each response header must be a [name, value] pair")
-        name, value = unpacker.unpack(), unpacker.unpack()
-        if not isinstance(name, (str, bytes)) or not isinstance(value, (str, bytes)):
-            raise BadResponse("response header names and values must be strings")
-        pairs.append((name, value))
+        k = kind()
+        if k not in _TEXT_KINDS:
+            raise BadResponse(f"header name must be a string, got a msgpack {k}")
+        name = unpacker.unpack()
+        k = kind()
+        if k not in _TEXT_KINDS:
+            raise BadResponse(f"header value must be a string, got a msgpack {k}")
+        pairs.append((name, unpacker.unpack()))
     key = tuple(pairs)
     headers = _HEADER_CACHE.get(key)
     if headers is None:
@@ -126,14 +182,15 @@ def decode_response(raw: bytes) -> Response:
     """Validate a guest's msgpack response map; anything off is a BadResponse.
 
     A large response is decoded streaming: only `status`, `headers` and `body`
-    become Python objects and other keys are skipped without building anything,
-    so a response cannot make the host allocate gigabytes (16 MB of empty maps
-    would be 16 million dicts). A small one is decoded in one C call. The common
+    become Python objects, each only after its first byte says it is not a map,
+    array or ext, and other keys are skipped without building anything, so a
+    response cannot make the host allocate gigabytes (16 MB of empty maps would
+    be 16 million dicts). A small one is decoded in one C call. The common
     shape (status, headers, body and nothing else) is decoded by `_fastpath` when
     it is built, which hands everything else to these decoders.
     """
-    if decode_plain is not None and len(raw) <= SMALL_RESPONSE:  # the two Python decoders differ on
-        plain = decode_plain(raw)                                  # `headers: nil`; match the small one
+    if decode_plain is not None and len(raw) <= SMALL_RESPONSE:
+        plain = decode_plain(raw)
         if plain is not None:
             return Response(*plain)
     return decode_response_py(raw)
@@ -153,7 +210,9 @@ def _decode_small(raw: bytes) -> Response:
         raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
     if type(data) is not dict:
         raise BadResponse("response must be a msgpack map")
-    headers_in = data.get("headers") or ()
+    headers_in = data.get("headers")
+    if headers_in is None:  # only nil (or no key) means "no headers": false, 0, "", {} are refused below
+        headers_in = ()
     try:
         headers = _HEADER_CACHE.get(headers_in)
     except TypeError:  # unhashable (a map inside): not a valid header list anyway
@@ -173,35 +232,51 @@ def _decode_small(raw: bytes) -> Response:
 
 
 def _decode_streaming(raw: bytes) -> Response:
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(raw), 1))
-    unpacker.feed(raw)
+    """Look at each value's first byte before building it: a map, array or ext where `status`,
+    `body` or a header name/value belongs is refused without being built, and a key that is not
+    one of ours (or not a str at all) is skipped with its value (`Unpacker.skip` walks the
+    structure in C, depth-limited, building nothing). The map must end exactly where `raw` ends.
+    A repeated key's last value wins, as in the small decoder's dict: an earlier wrong one is no
+    error, so `headers` is only located in the loop and decoded, the last one, after it."""
+    stream = _Stream(raw)
+    unpacker = stream.unpacker
     status, headers, body = 200, (), b""
+    headers_at = None
     try:
+        if not raw or stream.kind() != "map":
+            raise BadResponse("response must be a msgpack map")
         count = unpacker.read_map_header()
         if count > MAX_KEYS:
             raise BadResponse(f"response map has {count} keys; at most {MAX_KEYS} are allowed")
         for _ in range(count):
+            if stream.kind() != "str":  # cannot be status, headers or body
+                unpacker.skip()
+                unpacker.skip()
+                continue
             key = unpacker.unpack()
             if key == "status":
-                status = unpacker.unpack()
+                status = stream.scalar("response status must be an integer from 200 to 599")
             elif key == "headers":
-                headers = _read_headers(unpacker)
+                begin = unpacker.tell()
+                unpacker.skip()
+                headers_at = slice(begin, unpacker.tell())
             elif key == "body":
-                body = unpacker.unpack()
+                body = stream.scalar("response body must be bin or str")
             else:
                 unpacker.skip()
-        unpacker.skip()  # anything after the map is an error
-        raise BadResponse("response has extra bytes after the msgpack map")
+        if unpacker.tell() != len(raw):
+            raise BadResponse("response has extra bytes after the msgpack map")
+        if headers_at is not None:
+            headers = _read_headers(_Stream(memoryview(raw)[headers_at]))
     except msgpack.OutOfData:
-        pass
+        raise BadResponse("response is truncated: it ends inside its msgpack map") from None
     except BadResponse:
         raise
-    except msgpack.UnpackValueError as exc:
-        if "unexpected" in str(exc).lower() or "not a map" in str(exc).lower():
-            raise BadResponse("response must be a msgpack map") from None
-        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
+    for value in (status, body):
+        if type(value) is BadResponse:
+            raise value
     return _finish(status, headers, body)
 
 
