@@ -62,6 +62,13 @@ class TooLarge(WasmhostError):
     http_status = 413
 
 
+class RequestTimeout(WasmhostError):
+    """The client did not send the whole request in time (a slow-drip body)."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class Unauthorized(WasmhostError):
     code = "unauthorized"
     http_status = 401
@@ -120,6 +127,6 @@ class NonZeroExit(GuestError):
 
 
 ALL_ERRORS: tuple[type[WasmhostError], ...] = (
-    InternalError, BadRequest, NotFound, InvalidModule, TooLarge, Unauthorized, Overloaded,
+    InternalError, BadRequest, NotFound, InvalidModule, TooLarge, RequestTimeout, Unauthorized, Overloaded,
     FuelExhausted, Timeout, MemoryLimit, Trap, BadResponse, NonZeroExit,
 )

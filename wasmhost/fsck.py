@@ -221,7 +221,7 @@ class _Checker:
             name, number, digest, size = row[0], row[1], row[2], row[3]
             have.add((name, number))
             try:
-                reg._version_from_row(row)
+                reg._version_from_row((*row, 0, 0))  # the policy columns are the function's, not the row's
                 reg._check_digest(digest)
             except Exception as exc:  # noqa: BLE001 - any failure to parse is a corrupt row
                 report.add("row_corrupt", "error", f"version row does not parse: {getattr(exc, 'message', exc)}",

@@ -21,7 +21,7 @@ from .abi.detect import check_route_targets, inspect_module
 from .abi.hostcalls import Linkers, build_linkers
 from .cache import CompiledCache, compile_module
 from .engine import WasmEngine, shared_engine
-from .errors import BadRequest, InvalidModule, TooLarge
+from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
 from .models import Abi, Deployment, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
 from .registry import Registry, validate_name
 from .sandbox import Sandbox
@@ -87,7 +87,11 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, str]:
         text = str(value)
         if "\x00" in text:
             raise BadRequest(f"config value for {key!r} contains a NUL byte")
-        total += len(key) + len(text.encode())
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:  # a lone surrogate: not text UTF-8 (or a WASI environment) can carry
+            raise BadRequest(f"config value for {key!r} is not valid Unicode text (a lone surrogate)") from None
+        total += len(key) + size
         out[key] = text
     if total > MAX_CONFIG_BYTES:
         raise BadRequest(f"config is {total} bytes; at most {MAX_CONFIG_BYTES} are allowed")
@@ -126,9 +130,12 @@ class Host:
 
     def deploy(self, name: str, wasm: bytes, *, limits: Limits | Mapping[str, Any] | None = None,
                config: Mapping[str, Any] | None = None, abi: Abi | None = None,
-               entrypoint: str | None = None) -> Deployment:
-        """Validate, precompile and store a new version; it becomes active at once."""
+               entrypoint: str | None = None, private: bool | None = None,
+               concurrency: int | None = None) -> Deployment:
+        """Validate, precompile and store a new version; it becomes active at once.
+        `private`/`concurrency` set the function's policy (None: keep it; see `set_policy`)."""
         validate_name(name)
+        self.check_concurrency(concurrency)
         if len(wasm) > self.settings.max_module_bytes:
             raise TooLarge(f"module of {len(wasm)} bytes exceeds the limit of {self.settings.max_module_bytes} bytes",
                            limit=self.settings.max_module_bytes)
@@ -167,7 +174,8 @@ class Host:
         self.registry.put_blob(wasm)
         version = self.registry.create_version(
             name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
-            limits=resolved, config=variables, entrypoint=entrypoint, routes=routes)
+            limits=resolved, config=variables, entrypoint=entrypoint, routes=routes, private=private,
+            concurrency=concurrency)
         self.cache.put(prepared)
         log.info("deployed %s v%d (%s, %d bytes, %s)", name, version.version, shape.abi, len(wasm), tier)
         return Deployment(version, compile_seconds, tier)  # type: ignore[arg-type]
@@ -179,6 +187,22 @@ class Host:
         new_limits = self.settings.resolve_limits(limits, base=current.limits) if limits is not None else None
         new_config = check_config(config) if config is not None else None
         return self.registry.update(name, limits=new_limits, config=new_config)
+
+    def set_policy(self, name: str, *, private: bool | None = None,
+                   concurrency: int | None = None) -> FunctionVersion:
+        """Who may call a function (private: only with a token) and how many of its calls may
+        run on worker threads at once (0: the server default). Applies from the next call."""
+        self.check_concurrency(concurrency)
+        return self.registry.set_policy(name, private=private, concurrency=concurrency)
+
+    def check_concurrency(self, concurrency: int | None) -> None:
+        if concurrency is None:
+            return
+        if type(concurrency) is not int or concurrency < 0:
+            raise BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
+        if concurrency > self.settings.max_concurrency:
+            raise BadRequest(f"concurrency={concurrency} exceeds the server's max_concurrency "
+                             f"{self.settings.max_concurrency}", maximum=self.settings.max_concurrency)
 
     def get(self, name: str) -> FunctionInfo:
         return self.registry.get(name)
@@ -199,10 +223,22 @@ class Host:
 
     # ---- calls ---------------------------------------------------------------------
 
-    def invoke(self, name: str, request: Request, version: int | None = None) -> Invocation:
-        """Run one request in a fresh instance. Guest failures are in `Invocation.error`;
-        NotFound and TooLarge (request body) are raised."""
+    def resolve(self, name: str, version: int | None = None, authorized: bool = True) -> FunctionVersion:
+        """The version a call runs; Unauthorized for a private function unless the caller
+        showed a token (`authorized`: the HTTP layer's check; the Python API is trusted)."""
         fv = self.registry.resolve(name, version)
+        if fv.private and not authorized:
+            raise Unauthorized(f"function {name!r} is private: call it with 'Authorization: Bearer <token>'")
+        return fv
+
+    def invoke(self, name: str, request: Request, version: int | None = None,
+               authorized: bool = True) -> Invocation:
+        """Run one request in a fresh instance. Guest failures are in `Invocation.error`;
+        NotFound, Unauthorized and TooLarge (request body) are raised."""
+        return self.run(self.resolve(name, version, authorized), request)
+
+    def run(self, fv: FunctionVersion, request: Request) -> Invocation:
+        """Run one request against a resolved version (see `resolve`)."""
         if len(request.body) > self.settings.max_request_bytes:
             raise TooLarge(f"request body of {len(request.body)} bytes exceeds the limit of "
                            f"{self.settings.max_request_bytes} bytes", limit=self.settings.max_request_bytes)
@@ -231,7 +267,8 @@ class Host:
             log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
         return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}
 
-    def invoke_inline(self, name: str, request: Request | bytes, version: int | None = None) -> Invocation | None:
+    def invoke_inline(self, name: str, request: Request | bytes, version: int | None = None,
+                      authorized: bool = True) -> Invocation | None:
         """Run a call on the calling thread when it is cheap, else return None.
 
         Cheap: the module is in the memory tier, speaks `handler` without WASI, and
@@ -246,7 +283,7 @@ class Host:
         (the HTTP route's way: no Request object unless the call goes to a worker);
         those are only run on the C path (`Sandbox.plain_handler`), else None.
         """
-        fv = self.registry.resolve(name, version)
+        fv = self.resolve(name, version, authorized)
         if fv.abi != "handler":
             return None
         encoded = type(request) is bytes
@@ -280,7 +317,8 @@ class Host:
             "limits": {"default": s.default_limits().to_dict(), "maximum": s.max_limits().to_dict()},
             "sizes": {"max_module_bytes": s.max_module_bytes, "max_request_bytes": s.max_request_bytes,
                       "max_response_bytes": s.max_response_bytes, "max_log_bytes": s.max_log_bytes},
-            "concurrency": {"max_concurrency": s.max_concurrency, "max_queue": s.max_queue},
+            "concurrency": {"max_concurrency": s.max_concurrency, "max_queue": s.max_queue,
+                            "function_concurrency": s.function_slots(), "function_queue": s.function_queue},
             "cache": {"modules": len(self.cache), "bytes": self.cache.memory_bytes(),
                       "max_modules": s.cache_max_modules, "max_bytes": s.cache_max_bytes},
         }

@@ -89,6 +89,10 @@ class FunctionVersion:
     entrypoint: str | None = None  # WAGI: export run instead of _start
     routes: tuple[Route, ...] = ()
     created_at: float = 0.0  # unix seconds
+    # The function's access policy, the same for all its versions (a rollback never changes
+    # who may call a function): read with the version so a call needs one lookup.
+    private: bool = False  # calls need a token
+    concurrency: int = 0  # most calls of this function on worker threads at once (0: server default)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +108,8 @@ class FunctionVersion:
             "entrypoint": self.entrypoint,
             "routes": [{"path": r.path, "export": r.export, "prefix": r.prefix} for r in self.routes],
             "created_at": self.created_at,
+            "private": self.private,
+            "concurrency": self.concurrency or None,
         }
 
 
@@ -121,6 +127,8 @@ class FunctionInfo:
         out: dict[str, Any] = {
             "name": self.name,
             "active_version": self.active.version,
+            "private": self.active.private,
+            "concurrency": self.active.concurrency or None,
             "active": self.active.to_dict(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,

@@ -36,13 +36,14 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 DB_FILE = "registry.sqlite3"
 APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: functions.private and functions.concurrency
 BUSY_TIMEOUT_S = 10.0
 CACHE_MAX_ENTRIES = 4096
 
 _SCHEMA = (
     "CREATE TABLE functions (name TEXT PRIMARY KEY, active_version INTEGER NOT NULL,"
-    " created_at REAL NOT NULL, updated_at REAL NOT NULL)",
+    " created_at REAL NOT NULL, updated_at REAL NOT NULL,"
+    " private INTEGER NOT NULL DEFAULT 0, concurrency INTEGER NOT NULL DEFAULT 0)",
     # imports, exports, config and routes are JSON text; a row is never updated once written
     "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL,"
     " size INTEGER NOT NULL, abi TEXT NOT NULL, imports TEXT NOT NULL, exports TEXT NOT NULL,"
@@ -53,7 +54,14 @@ _SCHEMA = (
 )
 _COLUMNS = ("name", "version", "digest", "size", "abi", "imports", "exports", "fuel",
             "timeout_ms", "memory_mb", "config", "entrypoint", "routes", "created_at")
-_V = ", ".join("v." + c for c in _COLUMNS)
+# A version's row and its function's access policy (which every version shares).
+_V = ", ".join("v." + c for c in _COLUMNS) + ", f.private, f.concurrency"
+# Schema upgrades, in order: _MIGRATIONS[n] takes a version-n registry to n+1, in the
+# same transaction that records the new version (all or nothing).
+_MIGRATIONS = {
+    1: ("ALTER TABLE functions ADD COLUMN private INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE functions ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0"),
+}
 _SELECT_ONE = (f"SELECT {_V} FROM functions f JOIN versions v ON v.name = f.name"
                " AND v.version = coalesce(?, f.active_version) WHERE f.name = ?")
 _SELECT_INFO = (f"SELECT f.active_version, f.created_at, f.updated_at, {_V}"
@@ -104,6 +112,13 @@ def _check_config(config: Mapping[str, str]) -> dict[str, str]:
     return dict(config)
 
 
+def _check_policy(private: bool | None, concurrency: int | None) -> None:
+    if private is not None and type(private) is not bool:
+        raise errors.BadRequest(f"private must be true or false, got {private!r}"[:120])
+    if concurrency is not None and (type(concurrency) is not int or not 0 <= concurrency <= 1_000_000):
+        raise errors.BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
+
+
 def _check_strings(what: str, items: Sequence[str]) -> tuple[str, ...]:
     if isinstance(items, (str, bytes)) or not all(isinstance(i, str) for i in items):
         raise errors.BadRequest(f"{what} must be a list of strings")
@@ -143,7 +158,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _version_from_row(row: Sequence[Any]) -> FunctionVersion:
     (name, version, digest, size, abi, imports, exports, fuel, timeout_ms, memory_mb,
-     config, entrypoint, routes, created_at) = row
+     config, entrypoint, routes, created_at, private, concurrency) = row
     try:
         return FunctionVersion(
             name=name, version=version, digest=digest, size=size, abi=abi,
@@ -151,7 +166,7 @@ def _version_from_row(row: Sequence[Any]) -> FunctionVersion:
             limits=Limits(fuel=fuel, timeout_ms=timeout_ms, memory_mb=memory_mb),
             config=dict(json.loads(config)), entrypoint=entrypoint,
             routes=tuple(Route(r["path"], r["export"], bool(r["prefix"])) for r in json.loads(routes)),
-            created_at=created_at)
+            created_at=created_at, private=bool(private), concurrency=int(concurrency))
     except (ValueError, KeyError, TypeError) as exc:
         raise errors.InternalError(f"registry row for {name!r} version {version} is corrupt") from exc
 
@@ -242,6 +257,12 @@ class Registry:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                (schema,) = conn.execute("PRAGMA user_version").fetchone()
+                for step in range(schema, SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         finally:
             if conn.in_transaction:
@@ -249,7 +270,8 @@ class Registry:
 
     @staticmethod
     def _check_ours(conn: sqlite3.Connection) -> bool:
-        """True for an empty database; raise for a foreign SQLite file or a newer schema."""
+        """True for an empty database, False for ours (an older schema is upgraded by the
+        caller); raise for a foreign SQLite file or a newer schema."""
         app_id, schema, tables = conn.execute(  # one statement: one consistent snapshot
             "SELECT a.application_id, u.user_version, (SELECT count(*) FROM sqlite_master)"
             " FROM pragma_application_id AS a, pragma_user_version AS u").fetchone()
@@ -258,7 +280,7 @@ class Registry:
         if app_id != APPLICATION_ID:
             raise errors.InternalError(
                 f"{DB_FILE} in the data directory is not a wasmhost registry (foreign SQLite database)")
-        if schema != SCHEMA_VERSION:
+        if schema not in _MIGRATIONS and schema != SCHEMA_VERSION:
             raise errors.InternalError(
                 f"{DB_FILE} has schema version {schema}; this wasmhost supports {SCHEMA_VERSION}")
         return False
@@ -451,8 +473,10 @@ class Registry:
 
     def create_version(self, name: str, *, digest: str, size: int, abi: str, imports: Sequence[str],
                        exports: Sequence[str], limits: Limits, config: Mapping[str, str],
-                       entrypoint: str | None = None, routes: Sequence[Route] = ()) -> FunctionVersion:
-        """Append a version (creating the function if new) and make it active, in one transaction."""
+                       entrypoint: str | None = None, routes: Sequence[Route] = (),
+                       private: bool | None = None, concurrency: int | None = None) -> FunctionVersion:
+        """Append a version (creating the function if new) and make it active, in one transaction.
+        `private` and `concurrency` set the function's policy; None keeps it (new: public, 0)."""
         validate_name(name)
         _check_digest(digest)
         if type(size) is not int or size < 0:
@@ -468,9 +492,15 @@ class Registry:
             imports=_check_strings("imports", imports), exports=_check_strings("exports", exports),
             limits=_check_limits(limits), config=_check_config(config), entrypoint=entrypoint,
             routes=tuple(routes))
+        _check_policy(private, concurrency)
         with self._write() as conn:
             self._check_blob(digest, size)  # inside the write lock, so gc_blobs cannot race us
-            fv = dataclasses.replace(fv, version=self._next_version(conn, name), created_at=time.time())
+            row = conn.execute("SELECT private, concurrency FROM functions WHERE name = ?", (name,)).fetchone()
+            old_private, old_concurrency = row if row is not None else (False, 0)
+            fv = dataclasses.replace(
+                fv, version=self._next_version(conn, name), created_at=time.time(),
+                private=bool(old_private) if private is None else private,
+                concurrency=old_concurrency if concurrency is None else concurrency)
             self._insert(conn, fv)
         return fv
 
@@ -496,6 +526,21 @@ class Registry:
                                      created_at=time.time())
             self._insert(conn, fv)
         return fv
+
+    def set_policy(self, name: str, *, private: bool | None = None,
+                   concurrency: int | None = None) -> FunctionVersion:
+        """Change who may call a function and how many of its calls may run at once. This is
+        the function's, not a version's: no new version, and rollbacks leave it as it is.
+        Returns the active version as it now resolves."""
+        validate_name(name)
+        if private is None and concurrency is None:
+            raise errors.BadRequest("nothing to change: give private and/or concurrency")
+        _check_policy(private, concurrency)
+        with self._write() as conn:
+            conn.execute("UPDATE functions SET private = coalesce(?, private),"
+                         " concurrency = coalesce(?, concurrency), updated_at = ? WHERE name = ?",
+                         (private, concurrency, time.time(), name))
+            return self._load(conn, name, None)
 
     def rollback(self, name: str, version: int | None = None) -> FunctionVersion:
         """Make `version` active again (None: the highest version below the active one)."""
@@ -592,7 +637,8 @@ class Registry:
              json.dumps([{"path": r.path, "export": r.export, "prefix": r.prefix} for r in fv.routes]),
              fv.created_at))
         conn.execute(
-            "INSERT INTO functions (name, active_version, created_at, updated_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO functions (name, active_version, created_at, updated_at, private, concurrency)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version,"
-            " updated_at = excluded.updated_at",
-            (fv.name, fv.version, fv.created_at, fv.created_at))
+            " updated_at = excluded.updated_at, private = excluded.private, concurrency = excluded.concurrency",
+            (fv.name, fv.version, fv.created_at, fv.created_at, int(fv.private), fv.concurrency))

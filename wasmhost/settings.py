@@ -35,6 +35,14 @@ class Settings:
     # Concurrency: invocations in flight and waiting for a worker.
     max_concurrency: int = 32
     max_queue: int = 256
+    # Per function (and per worker process): at most this many of one function's calls on
+    # worker threads at once (a function may set its own, up to max_concurrency; 0 here:
+    # max_concurrency // 4, at least 1), and at most function_queue more waiting for one of
+    # those slots. A flood of slow calls to one function then cannot take every worker.
+    function_concurrency: int = 0
+    function_queue: int = 64
+    # A function call's whole request body must arrive within this (slow-drip clients).
+    body_timeout_s: int = 30
     # Compiled-module cache (memory tier).
     cache_max_modules: int = 256
     cache_max_bytes: int = 512 * MIB
@@ -52,6 +60,11 @@ class Settings:
 
     def max_limits(self) -> Limits:
         return Limits(self.max_fuel, self.max_timeout_ms, self.max_memory_mb)
+
+    def function_slots(self, requested: int = 0) -> int:
+        """How many calls of one function may run on worker threads at once."""
+        limit = requested or self.function_concurrency or max(1, self.max_concurrency // 4)
+        return min(limit, self.max_concurrency)
 
     def pool_size(self) -> int:
         return self.pool_instances or self.max_concurrency * 2 + 8
@@ -101,11 +114,13 @@ class Settings:
             if not 0 < default <= maximum:
                 raise BadRequest(f"default_{name}={default} must be positive and at most max_{name}={maximum}")
         for name in ("max_module_bytes", "max_request_bytes", "max_response_bytes", "max_concurrency",
-                     "cache_max_modules", "cache_max_bytes", "epoch_tick_ms", "max_wasm_stack"):
+                     "cache_max_modules", "cache_max_bytes", "epoch_tick_ms", "max_wasm_stack",
+                     "body_timeout_s"):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"setting {name} must be positive")
-        if self.max_queue < 0 or self.max_log_bytes < 0:
-            raise BadRequest("max_queue and max_log_bytes must not be negative")
+        for name in ("max_queue", "max_log_bytes", "function_concurrency", "function_queue"):
+            if getattr(self, name) < 0:
+                raise BadRequest(f"setting {name} must not be negative")
 
 
 def _integer(raw: Any) -> int | None:

@@ -58,6 +58,23 @@ def _limits_from(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str,
     return limits
 
 
+def _policy_from(query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[bool | None, int | None]:
+    """`private` and `concurrency` from the JSON, else from query parameters; None when absent."""
+    private: Any = body.get("private", query.get("private"))
+    if isinstance(private, str):
+        private = {"true": True, "1": True, "false": False, "0": False}.get(private.strip().lower(), private)
+    if private is not None and type(private) is not bool:
+        raise BadRequest(f"private must be true or false, got {private!r}"[:120])
+    concurrency: Any = body.get("concurrency", query.get("concurrency"))
+    if isinstance(concurrency, str):
+        if not DIGITS.fullmatch(concurrency):
+            raise BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
+        concurrency = int(concurrency)
+    if concurrency is not None and (type(concurrency) is not int or concurrency < 0):
+        raise BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
+    return private, concurrency
+
+
 def _config_from(body: Mapping[str, Any]) -> dict[str, Any] | None:
     config = body.get("config", body.get("env"))
     if config is not None and not isinstance(config, dict):
@@ -71,6 +88,16 @@ class AdminApi:
         self.auth = auth
         self.metrics = metrics
         self.logs = logs
+        # Uploads may be large and come over slow links: ten body deadlines (5 min by default).
+        self.upload_timeout_s = host.settings.body_timeout_s * 10
+
+    def _policy(self, query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[bool | None, int | None]:
+        private, concurrency = _policy_from(query, body)
+        self.host.check_concurrency(concurrency)
+        if private and not self.auth.enabled:
+            raise BadRequest("a private function needs a token to call it, and this server has no admin token: "
+                             "start it with WASMHOST_ADMIN_TOKEN or --token-file")
+        return private, concurrency
 
     async def deploy(self, request: Request) -> Response:
         self.auth.check(request)
@@ -82,10 +109,11 @@ class AdminApi:
         for key, value in (("abi", abi), ("entrypoint", entrypoint)):
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f'"{key}" must be a string')
+        private, concurrency = self._policy(request.query_params, options)
         try:
             deployment = await run_in_threadpool(
                 self.host.deploy, name, wasm, limits=limits, config=_config_from(options),
-                abi=abi, entrypoint=entrypoint)
+                abi=abi, entrypoint=entrypoint, private=private, concurrency=concurrency)
         except Exception:
             self.metrics.deploys.labels("refused").inc()
             raise
@@ -99,11 +127,11 @@ class AdminApi:
         limit = self.host.settings.max_module_bytes
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in RAW_WASM_TYPES:
-            return await read_body(request, limit), {}
+            return await read_body(request, limit, self.upload_timeout_s), {}
         if content_type != "multipart/form-data":
             raise BadRequest(f"unsupported content type {content_type!r}: send application/wasm, or "
                              "multipart/form-data with a 'module' file and an optional 'config' JSON part")
-        body = await read_body(request, limit + MAX_JSON_BYTES)
+        body = await read_body(request, limit + MAX_JSON_BYTES, self.upload_timeout_s)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -137,16 +165,32 @@ class AdminApi:
     async def patch(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
-        body = _json_object(await read_body(request, MAX_JSON_BYTES), "the request body")
+        body = _json_object(await self._json_body(request), "the request body")
         limits = _limits_from(request.query_params, body)
-        version = await run_in_threadpool(self.host.update, name, limits=limits or None,
-                                          config=_config_from(body))
+        config = _config_from(body)
+        private, concurrency = self._policy(request.query_params, body)
+        has_policy = private is not None or concurrency is not None
+        if not limits and config is None and not has_policy:
+            raise BadRequest("nothing to update: give limits, config, private or concurrency")
+
+        def update() -> Any:  # the policy is checked already: a refused update changes nothing
+            version = None
+            if limits or config is not None:
+                version = self.host.update(name, limits=limits or None, config=config)
+            if has_policy:
+                version = self.host.set_policy(name, private=private, concurrency=concurrency)
+            return version
+
+        version = await run_in_threadpool(update)
         return JSONResponse(version.to_dict())
+
+    async def _json_body(self, request: Request) -> bytes:
+        return await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s)
 
     async def rollback(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
-        body = _json_object(await read_body(request, MAX_JSON_BYTES), "the request body")
+        body = _json_object(await self._json_body(request), "the request body")
         raw = body.get("version", request.query_params.get("version"))
         version: int | None = None
         if raw is not None:

@@ -36,13 +36,13 @@ TOKEN_FILE_ENV = "WASMHOST_ADMIN_TOKEN_FILE"
 
 def create_app(host: Host, token: str | None) -> FunctionDispatch:
     settings = host.settings
-    pool = InvocationPool(settings.max_concurrency, settings.max_queue)
+    pool = InvocationPool(settings.max_concurrency, settings.max_queue, settings.function_queue)
     metrics = Metrics()
     logs = LogStore(Path(settings.data_dir) / "logs.sqlite3")
     auth = AdminAuth(token)
     admin = AdminApi(host, auth, metrics, logs)
     ops = OpsApi(host, pool, metrics)
-    functions = FunctionApp(host, pool, metrics, logs)
+    functions = FunctionApp(host, pool, metrics, logs, auth)
     openapi = build_openapi()
 
     async def openapi_json(request: Request) -> Response:

@@ -22,6 +22,13 @@ class AdminAuth:
     def enabled(self) -> bool:
         return self._token is not None
 
+    def accepts(self, header: bytes) -> bool:
+        """True when a raw `Authorization` header value is `Bearer <the admin token>`."""
+        if self._token is None:
+            return False
+        scheme, _, given = header.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token)
+
     def check(self, request: Request) -> None:
         if self._token is None:
             return

@@ -6,7 +6,10 @@ Request/Response objects, headers sent as built. The request body is read with
 a hard cap (413 before reading past it). A cheap call runs inline on the event
 loop (`Host.invoke_inline`: memory tier, handler interface, within a small fuel
 and host-call budget); anything else, or a call that overruns that budget, runs
-in the bounded pool. Every answer carries `Server-Timing` (queue wait, load
+in the bounded pool, where each function has its own cap on threads (`InvocationPool`).
+A private function needs the admin token in `Authorization: Bearer`; a header that
+carries a valid token is the host's, and is removed before the guest sees the
+request. Every answer carries `Server-Timing` (queue wait, load
 tier and time, instantiate, run) and `X-Request-Id`, which finds its logs.
 """
 
@@ -21,11 +24,12 @@ import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote
 
-from ..errors import BadRequest, InternalError, NotFound, TooLarge, WasmhostError
+from ..errors import BadRequest, InternalError, NotFound, RequestTimeout, TooLarge, WasmhostError
 from ..abi.handler import encode_fields
 from ..host import Host
 from ..logstore import InvocationRecord, LogStore
-from ..models import Invocation, Request
+from ..models import FunctionVersion, Invocation, Request
+from .auth import AdminAuth
 from .errors import error_body
 from .metrics import Metrics
 from .pool import InvocationPool
@@ -44,22 +48,21 @@ NO_BODY_STATUSES = frozenset({204, 304})
 DIGITS = re.compile(r"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 PREFIX = "/fn/"
-BODY_TIMEOUT_S = 30.0  # a function call's whole request body must arrive within this
 
 log = logging.getLogger("wasmhost.http")
 
 
 async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass `limit`; with
-    `timeout_s`, BadRequest when it has not all arrived within that many seconds (a
+    `timeout_s`, RequestTimeout when it has not all arrived within that many seconds (a
     client dripping a body a few bytes at a time would otherwise hold it open forever)."""
     if timeout_s is not None:
         try:
             async with asyncio.timeout(timeout_s):
                 return await receive_body(scope, receive, limit)
         except TimeoutError:
-            raise BadRequest(f"the request body did not arrive within {timeout_s:g} s",
-                             timeout_s=timeout_s) from None
+            raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s",
+                                 timeout_s=timeout_s) from None
     framed = False
     for key, value in scope["headers"]:
         if key == b"content-length":
@@ -89,9 +92,9 @@ async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: fl
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-async def read_body(request: Any, limit: int) -> bytes:
+async def read_body(request: Any, limit: int, timeout_s: float | None = None) -> bytes:
     """`receive_body` for a Starlette request (the admin API)."""
-    return await receive_body(request.scope, request.receive, limit)
+    return await receive_body(request.scope, request.receive, limit, timeout_s)
 
 
 def parse_target(raw: str) -> tuple[str, int | None]:
@@ -173,8 +176,9 @@ class FunctionApp:
     """ASGI app for `/fn/...`: the ASGI-facing half of Host.invoke."""
 
     def __init__(self, host: Host, pool: InvocationPool, metrics: Metrics, logs: LogStore,
-                 inline: bool = True) -> None:
+                 auth: AdminAuth, inline: bool = True) -> None:
         self.host = host
+        self.auth = auth
         self.pool = pool
         self.metrics = metrics
         self.logs = logs
@@ -188,22 +192,32 @@ class FunctionApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = b""
         framed = False  # a Content-Length or Transfer-Encoding: receive_body has work to do
+        credential = False  # an Authorization header
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 if not request_id:
                     request_id = value
             elif key == b"content-length" or key == b"transfer-encoding":
                 framed = True
+            elif key == b"authorization":
+                credential = True
         if not request_id or not REQUEST_ID.fullmatch(request_id):
             self._ids += 1
             request_id = b"%s%012x" % (self._id_base, self._ids)
+        authorized = False
+        if credential:
+            kept = [(k, v) for k, v in scope["headers"] if k != b"authorization" or not self.auth.accepts(v)]
+            if len(kept) != len(scope["headers"]):  # the host's credential: never the guest's to see
+                authorized = True
+                scope = {**scope, "headers": kept}
         try:
             target, path = split_path(scope)
             if not target:
                 raise NotFound("no function named in the path: call /fn/<name>")
             name, version = parse_target(target)
             if framed or scope.get("http_version") not in ("1.0", "1.1"):
-                body = await receive_body(scope, receive, self.host.settings.max_request_bytes, BODY_TIMEOUT_S)
+                settings = self.host.settings
+                body = await receive_body(scope, receive, settings.max_request_bytes, settings.body_timeout_s)
             else:
                 body = b""  # what receive_body answers for HTTP/1 without framing, without its await
             inv = None
@@ -212,15 +226,17 @@ class FunctionApp:
                 # built when the call goes to a worker.
                 fields = encode_fields(scope["method"], path, scope.get("query_string", b""), scope["headers"],
                                        body)
-                inv = self.host.invoke_inline(name, fields, version)
+                inv = self.host.invoke_inline(name, fields, version, authorized)
             elif self.inline:
-                inv = self.host.invoke_inline(name, guest_request(scope, target, path, body), version)
+                inv = self.host.invoke_inline(name, guest_request(scope, target, path, body), version, authorized)
             queue_s, inline = 0.0, inv is not None
             if inv is None:
+                fv = self.host.resolve(name, version, authorized)
                 request = guest_request(scope, target, path, body)
+                slots = self.host.settings.function_slots(fv.concurrency)
                 self.metrics.queue_depth.inc()
                 try:
-                    inv, queue_s = await self.pool.run(lambda: self._invoke(name, request, version))
+                    inv, queue_s = await self.pool.run(lambda: self._invoke(fv, request), fv.name, slots)
                 finally:
                     self.metrics.queue_depth.dec()
         except WasmhostError as exc:
@@ -240,10 +256,10 @@ class FunctionApp:
         await self._respond(send, inv, queue_s, inline, request_id)
         self._count(inv, code, queue_s)
 
-    def _invoke(self, name: str, request: Request, version: int | None) -> Invocation:
+    def _invoke(self, fv: FunctionVersion, request: Request) -> Invocation:
         self.metrics.in_flight.inc()
         try:
-            return self.host.invoke(name, request, version)
+            return self.host.run(fv, request)
         finally:
             self.metrics.in_flight.dec()
 

@@ -19,12 +19,18 @@ LIMIT_PARAMS = [
     {"name": "timeout_ms", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     {"name": "memory_mb", "in": "query", "schema": {"type": "integer", "minimum": 1}},
 ]
+POLICY_PARAMS = [
+    {"name": "private", "in": "query", "description": "true: calls need the admin token (Authorization: Bearer)",
+     "schema": {"type": "boolean"}},
+    {"name": "concurrency", "in": "query", "description": "most calls of this function on worker threads at "
+     "once, per worker process (0: the server default)", "schema": {"type": "integer", "minimum": 0}},
+]
 AUTH = [{"bearer": []}]
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request or invalid module", 401: "missing or invalid admin token", 404: "not found",
-            413: "too large", 502: "the function failed (trap, memory_limit, bad_response, nonzero_exit)",
+            408: "the request body did not arrive in time (request_timeout)", 413: "too large", 502: "the function failed (trap, memory_limit, bad_response, nonzero_exit)",
             503: "overloaded (see Retry-After)", 504: "fuel_exhausted or timeout"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
@@ -41,9 +47,10 @@ def _invoke_operation(method: str, with_path: bool) -> dict[str, Any]:
         "parameters": [TARGET] + ([PATH] if with_path else []),
         **({"requestBody": {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}}
            if method in ("post", "put", "patch") else {}),
+        "security": [{}, {"bearer": []}],  # a private function needs the admin token
         "responses": {"default": {"description": "whatever the function answers; Server-Timing and "
                                                  "X-Request-Id headers are always set"},
-                      **_errors(400, 404, 413, 502, 503, 504)},
+                      **_errors(400, 401, 404, 408, 413, 502, 503, 504)},
     }
 
 
@@ -63,7 +70,7 @@ def build_openapi() -> dict[str, Any]:
             "put": {
                 "summary": "Deploy a new version (it becomes active)", "operationId": "deploy_function",
                 "tags": ["admin"], "security": AUTH,
-                "parameters": [NAME, *LIMIT_PARAMS,
+                "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS,
                                {"name": "abi", "in": "query", "schema": {"enum": ["handler", "wagi"]}},
                                {"name": "entrypoint", "in": "query", "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {
@@ -71,20 +78,23 @@ def build_openapi() -> dict[str, Any]:
                     "multipart/form-data": {"schema": {"type": "object", "required": ["module"], "properties": {
                         "module": {"type": "string", "format": "binary"},
                         "config": {"type": "string", "description": 'JSON: {"config": {...}, "limits": {...}, '
-                                                                   '"entrypoint": "...", "abi": "..."}'}}}}}},
+                                                                   '"entrypoint": "...", "abi": "...", '
+                                                                   '"private": false, "concurrency": 0}'}}}}}},
                 "responses": {"201": _json({"allOf": [version_ref, {"type": "object", "properties": {
                     "compile_ms": {"type": "number"}, "code_source": {"enum": ["compile", "disk"]}}}]},
-                    "deployed"), **_errors(400, 401, 413)}},
+                    "deployed"), **_errors(400, 401, 408, 413)}},
             "get": {"summary": "A function with all its versions", "operationId": "get_function",
                     "tags": ["admin"], "security": AUTH, "parameters": [NAME],
                     "responses": {"200": _json(function_ref, "the function"), **_errors(400, 401, 404)}},
-            "patch": {"summary": "Change limits or config (a new version, active from the next call)",
+            "patch": {"summary": "Change limits or config (a new version, active from the next call), "
+                                 "or the function's private/concurrency policy (no new version)",
                       "operationId": "update_function", "tags": ["admin"], "security": AUTH,
-                      "parameters": [NAME, *LIMIT_PARAMS],
+                      "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS],
                       "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                           "limits": {"$ref": "#/components/schemas/Limits"},
-                          "config": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
-                      "responses": {"200": _json(version_ref, "the new active version"), **_errors(400, 401, 404)}},
+                          "config": {"type": "object", "additionalProperties": {"type": "string"}},
+                          "private": {"type": "boolean"}, "concurrency": {"type": "integer", "minimum": 0}}}}}},
+                      "responses": {"200": _json(version_ref, "the active version"), **_errors(400, 401, 404, 408)}},
             "delete": {"summary": "Delete a function and all its versions", "operationId": "delete_function",
                        "tags": ["admin"], "security": AUTH, "parameters": [NAME],
                        "responses": {"204": {"description": "deleted"}, **_errors(400, 401, 404)}},
@@ -141,9 +151,11 @@ def build_openapi() -> dict[str, Any]:
                     "exports": {"type": "array", "items": {"type": "string"}},
                     "limits": limits_schema, "config": {"type": "object"},
                     "entrypoint": {"type": ["string", "null"]}, "routes": {"type": "array"},
-                    "created_at": {"type": "number"}}},
+                    "created_at": {"type": "number"}, "private": {"type": "boolean"},
+                    "concurrency": {"type": ["integer", "null"]}}},
                 "Function": {"type": "object", "properties": {
                     "name": {"type": "string"}, "active_version": {"type": "integer"},
+                    "private": {"type": "boolean"}, "concurrency": {"type": ["integer", "null"]},
                     "active": {"$ref": "#/components/schemas/Version"},
                     "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
                     "created_at": {"type": "number"}, "updated_at": {"type": "number"}}},
