@@ -14,7 +14,7 @@ import pytest
 
 from wasmhost import errors
 from wasmhost.models import FunctionVersion, Limits, Route
-from wasmhost.registry import DB_FILE, Registry, validate_name
+from wasmhost.registry import APPLICATION_ID, DB_FILE, Registry, validate_name
 
 LIMITS = Limits(fuel=1_000_000, timeout_ms=1000, memory_mb=64)
 WASM = b"\0asm\x01\0\0\0"
@@ -446,3 +446,66 @@ def test_processes_share_one_data_dir_and_lose_nothing(tmp_path: Path) -> None:
             assert reg.resolve(name).version == len(versions)
             for v in stored:
                 assert reg.read_blob(v.digest).startswith(b"worker ")
+
+
+V1_SCHEMA = (  # the registry as wasmhost wrote it before functions had a policy (schema 1)
+    "CREATE TABLE functions (name TEXT PRIMARY KEY, active_version INTEGER NOT NULL,"
+    " created_at REAL NOT NULL, updated_at REAL NOT NULL)",
+    "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, digest TEXT NOT NULL,"
+    " size INTEGER NOT NULL, abi TEXT NOT NULL, imports TEXT NOT NULL, exports TEXT NOT NULL,"
+    " fuel INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
+    " config TEXT NOT NULL, entrypoint TEXT, routes TEXT NOT NULL, created_at REAL NOT NULL,"
+    " PRIMARY KEY (name, version))",
+    "CREATE INDEX versions_by_digest ON versions (digest)",
+)
+
+
+def test_a_schema_1_registry_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A data directory from before private/concurrency opens, keeps every version, and its
+    functions are public with the default concurrency until told otherwise."""
+    with Registry(tmp_path) as reg:  # for the blob
+        digest = reg.put_blob(WASM)
+    (tmp_path / DB_FILE).unlink()
+    conn = sqlite3.connect(tmp_path / DB_FILE, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for statement in V1_SCHEMA:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    for version in (1, 2):
+        conn.execute("INSERT INTO versions VALUES ('old', ?, ?, 8, 'handler', '[]', '[]', 5, 6, 7, '{}', NULL,"
+                     " '[]', 1.0)", (version, digest))
+    conn.execute("INSERT INTO functions VALUES ('old', 2, 1.0, 2.0)")
+    conn.close()
+    with Registry(tmp_path) as reg:
+        fv = reg.resolve("old")
+        assert (fv.version, fv.limits, fv.private, fv.concurrency) == (2, Limits(5, 6, 7), False, 0)
+        assert [v.version for v in reg.get("old").versions] == [1, 2]
+        assert reg.set_policy("old", private=True, concurrency=3).private is True
+        assert reg.rollback("old").version == 1
+        assert (reg.resolve("old").private, reg.resolve("old").concurrency) == (True, 3)
+    with Registry(tmp_path) as reg:  # and it opens again as schema 2
+        assert reg.resolve("old", 1).private is True
+    conn = sqlite3.connect(tmp_path / DB_FILE)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+
+
+def test_a_new_version_keeps_the_functions_policy(reg: Registry) -> None:
+    digest = reg.put_blob(WASM)
+    reg.create_version("p", digest=digest, size=8, abi="handler", imports=(), exports=(), limits=LIMITS, config={},
+                       private=True, concurrency=2)
+    fv = reg.create_version("p", digest=digest, size=8, abi="handler", imports=(), exports=(), limits=LIMITS,
+                            config={})
+    assert (fv.version, fv.private, fv.concurrency) == (2, True, 2)
+    fv = reg.update("p", config={"A": "b"})
+    assert (fv.version, fv.private, fv.concurrency) == (3, True, 2)
+    fv = reg.create_version("p", digest=digest, size=8, abi="handler", imports=(), exports=(), limits=LIMITS,
+                            config={}, private=False)
+    assert (fv.private, fv.concurrency) == (False, 2)
+    assert all(not v.private for v in reg.get("p").versions)
+    for bad in ({"private": 1}, {"concurrency": -1}, {"concurrency": True}, {}):
+        with pytest.raises(errors.BadRequest):
+            reg.set_policy("p", **bad)
+    with pytest.raises(errors.NotFound):
+        reg.set_policy("nobody", private=True)
