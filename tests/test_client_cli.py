@@ -167,7 +167,7 @@ def test_wagi_entrypoint_and_abi_use_multipart(srv: Server, modules_dir: Path) -
     assert cli(srv, "invoke", "routes", ok=True).stdout == b"hello route\n"
     assert cli(srv, "invoke", "routes", "/files/a", ok=True).stdout == b"files route\n"
     out = cli(srv, "info", "routes", ok=True)
-    assert "entrypoint  hello" in text(out) and "memory 16 MiB" in text(out)
+    assert "entrypoint   hello" in text(out) and "memory 16 MiB" in text(out)
     out = cli(srv, "deploy", "routes", routes, "--abi", "handler", ok=False)
     assert out.stderr.decode().startswith("error: invalid_module: ")
 
@@ -191,6 +191,26 @@ def test_json_outputs_parse(srv: Server, modules_dir: Path) -> None:
     assert json.loads(cli(srv, "rm", "js", "--json", ok=True).stdout) == {"deleted": "js"}
     out = cli(srv, "info", "js", "--json", ok=False)
     assert out.stdout == b"" and out.stderr.decode().startswith("error: not_found: ")
+
+
+def test_private_function_and_concurrency(srv: Server, modules_dir: Path) -> None:
+    echo = str(modules_dir / "echo_handler.wasm")
+    out = cli(srv, "deploy", "secret", echo, "--private", "--concurrency", "2", ok=True)
+    assert text(out).startswith("deployed secret v1 (handler, ") and ", private)" in text(out)
+    out = cli(srv, "invoke", "secret", ok=False)  # the token is not sent unless asked
+    assert out.stderr.decode().startswith("error: unauthorized: function 'secret' is private")
+    out = cli(srv, "invoke", "secret", "--auth", "-H", "x-a: 1", ok=True)
+    seen = msgpack.unpackb(out.stdout, raw=False)
+    assert ["x-a", "1"] in seen["headers"] and all(k != "authorization" for k, _ in seen["headers"])
+    info = text(cli(srv, "info", "secret", ok=True))
+    assert "access       private (calls need the admin token)" in info and "concurrency  2" in info
+    out = cli(srv, "deploy", "secret", echo, "--public", ok=True)  # a new version, now public
+    assert ", private)" not in text(out)
+    assert cli(srv, "invoke", "secret", ok=True).returncode == 0
+    with Client(srv.url, token=TOKEN) as client:
+        assert client.set_policy("secret", private=True)["private"] is True
+        assert client.invoke("secret").status_code == 401 and client.invoke("secret", auth=True).status_code == 200
+        assert client.set_policy("secret", concurrency=0)["concurrency"] is None
 
 
 # ---- failures of the client itself ---------------------------------------------------

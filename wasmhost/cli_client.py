@@ -50,6 +50,12 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     deploy.add_argument("--env", type=_env, action="append", default=[], help="config variable KEY=VALUE (repeatable)")
     deploy.add_argument("--entrypoint", help="WAGI: export to run instead of _start")
     deploy.add_argument("--abi", choices=["handler", "wagi"], help="guest interface (default: detected)")
+    access = deploy.add_mutually_exclusive_group()
+    access.add_argument("--private", action="store_const", const=True, dest="private",
+                        help="calls need the admin token (wasmhost invoke --auth)")
+    access.add_argument("--public", action="store_const", const=False, dest="private",
+                        help="anyone may call it (the default for a new function)")
+    deploy.add_argument("--concurrency", type=int, help="most calls of it running at once per worker (0: default)")
 
     invoke = add("invoke", cmd_invoke, "call a function and print its response body")
     invoke.add_argument("name", help="function name, or NAME@VERSION to call one version")
@@ -58,6 +64,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     invoke.add_argument("-X", "--method", default=None, help="HTTP method (default GET, or POST with -d)")
     invoke.add_argument("-H", "--header", type=_header, action="append", default=[], help="'Name: value' (repeatable)")
     invoke.add_argument("-i", "--include", action="store_true", help="print the status line and headers too")
+    invoke.add_argument("--auth", action="store_true", help="send the admin token (to call a private function)")
 
     add("ls", cmd_ls, "list functions")
 
@@ -87,14 +94,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     with _client(args) as client:
         version = client.deploy(args.name, wasm, fuel=args.fuel, timeout_ms=args.timeout_ms,
                                 memory_mb=args.memory_mb, config=dict(args.env) or None, abi=args.abi,
-                                entrypoint=args.entrypoint)
+                                entrypoint=args.entrypoint, private=args.private, concurrency=args.concurrency)
         url = client.url
     if args.json:
         return _print_json(version)
     source = version.get("code_source")
     built = (f"compiled in {version.get('compile_ms', 0):.1f} ms" if source == "compile"
              else f"code from the {source} cache")
-    print(f"deployed {version['name']} v{version['version']} ({version['abi']}, {_size(version['size'])}, {built})")
+    private = ", private" if version.get("private") else ""
+    print(f"deployed {version['name']} v{version['version']} ({version['abi']}, {_size(version['size'])}, "
+          f"{built}{private})")
     print(f"  {url}/fn/{version['name']}")
     return 0
 
@@ -106,7 +115,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     method = (args.method or ("POST" if args.data else "GET")).upper()
     with _client(args) as client:
         response = client.invoke(args.name, path, method=method, data=args.data, headers=args.header,
-                                 query=query)
+                                 query=query, auth=args.auth)
     error = invoke_error(response)
     if args.json:
         _print_json(_response_json(response))
@@ -153,6 +162,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     fields = [
         ("limits", f"fuel {limits['fuel']:,}, timeout {limits['timeout_ms']:,} ms, memory {limits['memory_mb']} MiB"),
         ("config", ", ".join(sorted(active["config"])) or "(none)"),
+        ("access", "private (calls need the admin token)" if info.get("private") else "public"),
+        ("concurrency", str(info["concurrency"]) if info.get("concurrency") else "server default"),
     ]
     if active.get("entrypoint"):
         fields.append(("entrypoint", active["entrypoint"]))
@@ -163,7 +174,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                ("created", _time(info["created_at"])),
                ("updated", _time(info["updated_at"]))]
     for key, value in fields:
-        print(f"  {key:<10}  {value}")
+        print(f"  {key:<11}  {value}")
     print()
     rows = [("*" if v["version"] == info["active_version"] else "", f"v{v['version']}", v["abi"], _size(v["size"]),
              v["digest"][:12], _time(v["created_at"]), _limits(v["limits"]), ", ".join(sorted(v["config"])))

@@ -12,8 +12,10 @@ that is not wasmhost's raise `ClientError` too, with codes of their own
 response, and `invoke_error(response)` says whether the call failed (as opposed to the
 function answering an error status of its own).
 
-The admin token is sent only to `/v1/...` routes, never to a function (a guest
-sees every request header), and never appears in an error message.
+The admin token is sent to `/v1/...` routes, and to a function only when asked
+(`invoke(..., auth=True)`, for a private function): the server removes a header
+carrying its own token before the guest sees the request, but a token that is not
+this server's would reach the guest. It never appears in an error message.
 """
 
 from __future__ import annotations
@@ -201,10 +203,16 @@ class Client:
 
     def deploy(self, name: str, wasm: bytes, *, fuel: int | None = None, timeout_ms: int | None = None,
                memory_mb: int | None = None, config: dict[str, str] | None = None, abi: str | None = None,
-               entrypoint: str | None = None) -> dict[str, Any]:
+               entrypoint: str | None = None, private: bool | None = None,
+               concurrency: int | None = None) -> dict[str, Any]:
         """Upload a new version (it becomes active). Returns the version with `compile_ms` and
-        `code_source`. Raw `application/wasm` when there is only limits, multipart otherwise."""
+        `code_source`. Raw `application/wasm` when there is only limits, multipart otherwise.
+        `private`/`concurrency` set the function's policy (None: keep it)."""
         limits = {k: v for k, v in zip(LIMIT_KEYS, (fuel, timeout_ms, memory_mb)) if v is not None}
+        if private is not None:
+            limits["private"] = "true" if private else "false"
+        if concurrency is not None:
+            limits["concurrency"] = concurrency
         if config is None and abi is None and entrypoint is None:
             return self._json("PUT", self._fn(name), content=wasm, params=limits,
                               headers={"content-type": "application/wasm"})
@@ -213,8 +221,16 @@ class Client:
             options["entrypoint"] = entrypoint
         if abi is not None:
             options["abi"] = abi
-        return self._json("PUT", self._fn(name), data={"config": json.dumps(options)},
+        policy = {k: limits.pop(k) for k in ("private", "concurrency") if k in limits}
+        return self._json("PUT", self._fn(name), data={"config": json.dumps(options)}, params=policy,
                           files={"module": (f"{name}.wasm", wasm, "application/wasm")})
+
+    def set_policy(self, name: str, *, private: bool | None = None,
+                   concurrency: int | None = None) -> dict[str, Any]:
+        """Make a function private or public, or set how many of its calls may run at once
+        (0: the server default). No new version. Returns the active version."""
+        body = {k: v for k, v in (("private", private), ("concurrency", concurrency)) if v is not None}
+        return dict(self._json("PATCH", self._fn(name), json=body))
 
     def list(self) -> list[dict[str, Any]]:
         """Every function with its active version (no version history)."""
@@ -246,15 +262,18 @@ class Client:
     # ---- function calls -------------------------------------------------------------
 
     def invoke(self, name: str, path: str = "", *, method: str = "GET", data: bytes = b"",
-               headers: Iterable[tuple[str, str]] = (), query: str = "") -> httpx.Response:
+               headers: Iterable[tuple[str, str]] = (), query: str = "", auth: bool = False) -> httpx.Response:
         """Call `/fn/<name><path>[?query]` (`name` may be `hello@3` to pin a version). Returns the
         response whatever its status; `.content` is the body exactly as sent. Only the headers
-        given (plus Host, User-Agent, Accept, Content-Length) reach the function: no admin token,
-        and no Accept-Encoding unless given."""
+        given (plus Host, User-Agent, Accept, Content-Length) reach the function: no admin token
+        (`auth=True` sends it for a private function; the server strips it), and no
+        Accept-Encoding unless given."""
         if path and not path.startswith("/"):
             path = "/" + path
         target = "/fn/" + quote(name, safe="@") + path + (f"?{query}" if query else "")
         headers = [(k, v) for k, v in headers]
+        if auth and self.token:
+            headers.append(("authorization", f"Bearer {self.token}"))
         try:
             request = self._http.build_request(method.upper(), target, content=data or None, headers=headers)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
