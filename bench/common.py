@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = b"Hello, world!\n"
 CONTENT_TYPE = "text/plain; charset=utf-8"
 # The uvicorn settings `wasmhost serve` passes to uvicorn.run (wasmhost/serve.py), as CLI flags.
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--no-access-log",
+UVICORN_FLAGS = ["--loop", "uvloop", "--http", "wasmhost.http.protocol:LimitedHttpToolsProtocol", "--no-access-log",
                  "--no-server-header", "--log-level", "warning", "--timeout-graceful-shutdown", "10"]
 
 

@@ -29,6 +29,9 @@ EXAMPLE_CALLS = {  # how to call an SDK example usefully, when a plain GET is no
     "rust-echo": "-X POST --data-binary 'hi' 'BASE/fn/rust-echo/a/b?x=1'",
     "as-echo": "-X POST --data-binary 'hi' 'BASE/fn/as-echo/a/b?x=1'",
 }
+# uvicorn's httptools protocol with limits on the request head (http/protocol.py); passed by
+# name so that uvicorn's worker processes import it themselves.
+HTTP_PROTOCOL = "wasmhost.http.protocol:LimitedHttpToolsProtocol"
 
 
 def is_loopback(host: str) -> bool:
@@ -129,7 +132,7 @@ def serve(*, host: str, port: int, data: Path | None, workers: int, token_file: 
     print_welcome(f"http://{display}:{port}", names, bool(token))
     try:
         uvicorn.run("wasmhost.http.app:create_app_from_env", factory=True, host=host, port=port,
-                    workers=workers, loop="uvloop", http="httptools", log_level=log_level,
+                    workers=workers, loop="uvloop", http=HTTP_PROTOCOL, log_level=log_level,
                     access_log=False, timeout_graceful_shutdown=10, server_header=False)
     finally:
         if workers > 1:
