@@ -90,13 +90,20 @@ class WasmEngine:
     fingerprint: str
     _stop: threading.Event = field(default_factory=threading.Event)
     _ticker: threading.Thread | None = None
+    _native_ticker: Any = None  # a wasmhost._ticker capsule
     ptr: int = 0  # raw Engine pointer for the C-API fast path
 
     def __post_init__(self) -> None:
         self.ptr = ctypes.cast(self.engine.ptr(), ctypes.c_void_p).value or 0
 
     def start_ticker(self) -> None:
-        if self._ticker is not None:
+        """Tick from a native thread when wasmhost._ticker is built: a Python
+        thread needs the GIL for every tick, so deadlines would stretch with
+        the event loop's load. The Python thread is the fallback."""
+        if self._ticker is not None or self._native_ticker is not None:
+            return
+        self._native_ticker = _start_native_ticker(self.ptr, self.config.epoch_tick_ms)
+        if self._native_ticker is not None:
             return
         interval = self.config.epoch_tick_ms / 1000.0
         engine, stop = self.engine, self._stop
@@ -109,9 +116,18 @@ class WasmEngine:
         self._ticker.start()
 
     @property
+    def ticker_kind(self) -> str:
+        """"native", "python" or "stopped": which thread increments the epoch."""
+        if self._native_ticker is not None and _ticker_module is not None and _ticker_module.alive(self._native_ticker):
+            return "native"
+        if self._ticker is not None and self._ticker.is_alive():
+            return "python"
+        return "stopped"
+
+    @property
     def ticking(self) -> bool:
         """Whether the epoch ticker runs (without it no deadline would ever fire)."""
-        return self._ticker is not None and self._ticker.is_alive()
+        return self.ticker_kind != "stopped"
 
     def deadline_ticks(self, timeout_ms: int) -> int:
         """Epoch ticks for a timeout: rounded up, plus one because the first
@@ -119,6 +135,9 @@ class WasmEngine:
         return -(-timeout_ms // self.config.epoch_tick_ms) + 1
 
     def close(self) -> None:
+        if self._native_ticker is not None and _ticker_module is not None:
+            _ticker_module.stop(self._native_ticker)
+            self._native_ticker = None
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=1.0)
@@ -132,6 +151,7 @@ class WasmEngine:
             "pool_instances": self.config.pool_instances if self.pooling else None,
             "max_wasm_stack": self.config.max_wasm_stack,
             "epoch_tick_ms": self.config.epoch_tick_ms,
+            "epoch_ticker": self.ticker_kind,
             "opt_level": self.config.opt_level,
         }
 
@@ -220,6 +240,30 @@ def create_engine(cfg: EngineConfig) -> WasmEngine:
     wasm_engine = WasmEngine(engine, cfg, pooling, fingerprint_of(cfg.codegen_settings(pooling)))
     wasm_engine.start_ticker()
     return wasm_engine
+
+
+def _load_ticker_module() -> Any:
+    try:
+        from . import _ticker  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _ticker
+
+
+_ticker_module = _load_ticker_module()
+
+
+def _start_native_ticker(engine_ptr: int, tick_ms: int) -> Any:
+    """A native ticker thread for this Engine, or None without the extension."""
+    if _ticker_module is None or not engine_ptr:
+        return None
+    address = [ctypes.cast(getattr(capi.dll, name), ctypes.c_void_p).value or 0 for name in
+               ("wasmtime_engine_clone", "wasmtime_engine_increment_epoch", "wasm_engine_delete")]
+    try:
+        return _ticker_module.start(engine_ptr, *address, tick_ms * 1_000_000)
+    except (OSError, ValueError) as exc:
+        log.warning("native epoch ticker unavailable (%s); ticking from a Python thread", exc)
+        return None
 
 
 _shared: dict[EngineConfig, WasmEngine] = {}
