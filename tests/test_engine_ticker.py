@@ -7,8 +7,11 @@ The native ticker (wasmhost/_ticker.c) ticks without Python.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +80,43 @@ def test_a_deadline_fires_while_another_thread_holds_the_gil(tmp_path, wasm) -> 
         assert isinstance(inv.error, Timeout), inv.error
         # A Python ticker could not have ticked before the GIL came back (>= 1.6 s).
         assert 0.19 <= inv.timings.run < 1.0, inv.timings.run
+
+
+FORK_SCRIPT = """
+import os, sys
+from pathlib import Path
+from tests.conftest import small_settings
+from wasmhost.engine import shared_engine
+from wasmhost.errors import Timeout
+from wasmhost.host import Host
+from wasmhost.models import Request
+
+settings = small_settings(Path(sys.argv[1]))
+parent_engine = shared_engine(settings)
+assert parent_engine.ticker_kind == "native", parent_engine.ticker_kind
+pid = os.fork()
+if pid == 0:  # the child reports through its exit status only
+    status = 1
+    try:
+        with Host(settings) as host:
+            host.deploy("loop", Path(sys.argv[2]).read_bytes(), limits={"fuel": 2_000_000_000, "timeout_ms": 200})
+            inv = host.invoke("loop", Request(method="GET", path="/", script_name="/fn/loop"))
+            status = 0 if host.wasm.ticker_kind == "native" and isinstance(inv.error, Timeout) else 2
+    finally:
+        os._exit(status)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert parent_engine.ticker_kind == "native"  # the parent's ticker is untouched
+print("ok")
+"""
+
+
+def test_a_forked_child_ticks_again(tmp_path, modules_dir) -> None:
+    """Threads do not survive fork(): the child restarts the shared engine's ticker,
+    so its deadlines still fire. In a fresh interpreter, because a process that has
+    compiled a module cannot compile again after fork (Cranelift's worker threads
+    are gone too); wasmhost itself never forks, uvicorn's workers are spawned."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path / "data"),
+                           str(modules_dir / "hostile" / "infinite_loop.wasm")],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

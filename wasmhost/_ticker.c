@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     void *engine;                        /* our own clone of the Engine */
@@ -30,6 +31,7 @@ typedef struct {
     pthread_cond_t cv;                   /* signalled by stop() so it need not wait a tick */
     bool stopping;
     pthread_t thread;
+    pid_t pid;                           /* the thread exists only in the process that started it */
 } ticker_t;
 
 static const char *CAPSULE = "wasmhost._ticker.ticker";
@@ -68,6 +70,9 @@ static void *run(void *arg) {
 }
 
 static void stop_and_free(ticker_t *t) {
+    /* In a forked child the thread does not exist and the mutex may have been
+       held at the fork: touch nothing and leave the struct (a few bytes). */
+    if (t->pid != getpid()) return;
     pthread_mutex_lock(&t->mu);
     t->stopping = true;
     pthread_cond_signal(&t->cv);
@@ -110,6 +115,7 @@ static PyObject *tk_start(PyObject *self, PyObject *args) {
     t->increment = (void (*)(void *))(uintptr_t)increment;
     t->drop = (void (*)(void *))(uintptr_t)drop;
     t->interval_ns = interval_ns;
+    t->pid = getpid();
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -147,7 +153,9 @@ static PyObject *tk_stop(PyObject *self, PyObject *capsule) {
 }
 
 static PyObject *tk_alive(PyObject *self, PyObject *capsule) {
-    return PyBool_FromLong(PyCapsule_IsValid(capsule, CAPSULE));
+    if (!PyCapsule_IsValid(capsule, CAPSULE)) Py_RETURN_FALSE;
+    ticker_t *t = PyCapsule_GetPointer(capsule, CAPSULE);
+    return PyBool_FromLong(t != NULL && t->pid == getpid());
 }
 
 static PyMethodDef methods[] = {
@@ -155,7 +163,8 @@ static PyMethodDef methods[] = {
      "start(engine, clone_fn, increment_fn, delete_fn, interval_ns) -> ticker: a native thread that "
      "increments the engine's epoch every interval."},
     {"stop", tk_stop, METH_O, "stop(ticker): stop the thread, wait for it, release its Engine reference."},
-    {"alive", tk_alive, METH_O, "alive(ticker) -> whether it is started and not stopped."},
+    {"alive", tk_alive, METH_O,
+     "alive(ticker) -> whether it is started, not stopped, and this is the process that started it."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import mmap
+import os
 import platform
 import threading
 from dataclasses import dataclass, field
@@ -265,6 +266,17 @@ def _start_native_ticker(engine_ptr: int, tick_ms: int) -> Any:
         log.warning("native epoch ticker unavailable (%s); ticking from a Python thread", exc)
         return None
 
+
+def _restart_tickers_after_fork() -> None:
+    """A forked child inherits no threads: without this, its deadlines would never fire."""
+    for wasm_engine in list(_shared.values()):
+        wasm_engine._native_ticker = None  # its capsule knows it belongs to the parent
+        wasm_engine._ticker = None
+        wasm_engine._stop = threading.Event()
+        wasm_engine.start_ticker()
+
+
+os.register_at_fork(after_in_child=_restart_tickers_after_fork)
 
 _shared: dict[EngineConfig, WasmEngine] = {}
 _shared_lock = threading.Lock()
