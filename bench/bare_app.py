@@ -4,8 +4,12 @@ One Starlette route answering the same bytes and content type as the hello
 function, at the same path, so the request bytes are identical too. Run it with
 the uvicorn settings `wasmhost serve` uses (see bench_http.py):
 
-    python -m uvicorn bench.bare_app:app --loop uvloop --http httptools --no-access-log \
+    python -m uvicorn bench.bare_app:app --loop uvloop \
+        --http wasmhost.http.protocol:LimitedHttpToolsProtocol --no-access-log \
         --no-server-header --log-level warning
+
+(bench/common.py UVICORN_FLAGS: the floor runs on wasmhost's own head-limiting
+protocol class, so the comparison measures the function call, not the limits.)
 """
 
 from starlette.applications import Starlette

@@ -1,7 +1,8 @@
 """End-to-end latency of the hello function over HTTP, against a bare Starlette endpoint (issue: HTTP bench).
 
 Starts, as real subprocesses on free loopback ports and with the same uvicorn settings
-(uvloop, httptools, 1 worker, access log off, no server header, log level warning):
+(uvloop, httptools through wasmhost's LimitedHttpToolsProtocol, 1 worker, access log off,
+no server header, log level warning):
   wasmhost  `python -m wasmhost serve`, then deploys hello_handler as `hello` and
             hello_nolog as `hello-nolog` over the admin API;
   bare      `python -m uvicorn bench.bare_app:app`: one Starlette route answering the
