@@ -6,6 +6,8 @@ import hashlib
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -272,7 +274,7 @@ def test_writes_of_another_registry_show_across_wal_checkpoints(tmp_path: Path) 
     """resolve skips SQLite's data_version while the WAL-index header is unchanged: every
     commit must change it, also right after a checkpoint restarts the WAL."""
     with Registry(tmp_path, recheck_s=0) as reader, Registry(tmp_path) as writer:
-        assert reader._wal_index is not None  # the header check is in use here
+        assert reader._wal_index_fd is not None  # the header check is in use here
         deploy(writer, "fn")
         for n in range(2, 12):
             assert reader.resolve("fn").version == n - 1
@@ -283,6 +285,40 @@ def test_writes_of_another_registry_show_across_wal_checkpoints(tmp_path: Path) 
                 writer._conn.execute("PRAGMA wal_checkpoint(RESTART)")
             deploy(writer, "fn", b"v%d" % n)
         assert reader.resolve("fn").version == 11
+
+
+# SQLite's "dead man switch" lock on the -shm file (sqlite3 os_unix.c: UNIX_SHM_DMS, byte
+# 128): every process with the database open holds it shared; the process that gets it
+# exclusively believes it is alone and truncates and rebuilds the WAL index.
+_TRY_DMS_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)
+except OSError:
+    sys.exit(3)
+"""
+
+
+def _another_process_could_rebuild_the_wal_index(data_dir: Path) -> bool:
+    shm = str(data_dir / (DB_FILE + "-shm"))
+    code = subprocess.run([sys.executable, "-c", _TRY_DMS_LOCK, shm], timeout=60).returncode
+    assert code in (0, 3)
+    return code == 0
+
+
+def test_opening_and_closing_registries_keeps_sqlites_lock_on_the_wal_index(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, so the
+    registry must never open and close the -shm file itself (it did, to map the WAL-index
+    header: a worker starting beside a live one then truncated the index, and the live one
+    died of SIGBUS)."""
+    with Registry(tmp_path) as first:
+        assert not _another_process_could_rebuild_the_wal_index(tmp_path)
+        Registry(tmp_path).close()  # a second registry in the same process, opened and closed
+        assert not _another_process_could_rebuild_the_wal_index(tmp_path)
+        deploy(first, "fn")
+        assert first.resolve("fn").version == 1
+        assert not _another_process_could_rebuild_the_wal_index(tmp_path)
 
 
 def test_own_writes_show_at_once_whatever_the_recheck_interval(tmp_path: Path) -> None:

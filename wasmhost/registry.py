@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import mmap
 import os
 import re
 import sqlite3
@@ -134,16 +133,38 @@ def _db_error(exc: sqlite3.Error) -> errors.InternalError:
 WAL_INDEX_HEADER = 96
 
 
-def _map_wal_index(path: Path) -> mmap.mmap | None:
-    """A read-only view of the WAL-index header, or None (then every check asks SQLite).
-    The file stays while a connection of ours is open: SQLite removes it only when the
-    last connection to the database closes."""
+def _find_wal_index_fd(path: Path) -> int | None:
+    """The descriptor SQLite itself holds on the -shm file, or None (then every check asks
+    SQLite). Linux only (/proc/self/fd).
+
+    Why not open the file ourselves: closing *any* descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's included (and CPython's mmap dups the descriptor
+    and closes the dup). Without its lock on the -shm file, another process opening the
+    registry thinks it is the first, truncates and rebuilds the WAL index under our feet
+    (SIGBUS for a mapping of it; broken read marks for SQLite). Reading through SQLite's
+    own descriptor opens and closes nothing; it stays open while a connection of ours is.
+    """
     try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size < WAL_INDEX_HEADER:
-                return None
-            return mmap.mmap(f.fileno(), WAL_INDEX_HEADER, prot=mmap.PROT_READ)
+        want = os.stat(path)
+        with os.scandir("/proc/self/fd") as fds:
+            for entry in fds:
+                try:
+                    st = os.stat(entry.path)  # follows the link: no descriptor opened
+                except OSError:
+                    continue  # closed meanwhile, or the scandir's own descriptor
+                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                    return int(entry.name)
     except (OSError, ValueError):
+        return None
+    return None
+
+
+def _read_wal_index_header(fd: int | None) -> bytes | None:
+    if fd is None:
+        return None
+    try:
+        return os.pread(fd, WAL_INDEX_HEADER, 0)
+    except OSError:
         return None
 
 
@@ -222,7 +243,8 @@ class Registry:
                 raise errors.InternalError(f"cannot open the function registry ({DB_FILE}): {exc}") from exc
             raise
         self._conn, self._hot = conns
-        self._wal_index = _map_wal_index(self.data_dir / (DB_FILE + "-shm"))
+        # Both connections are open, so SQLite holds the -shm file open until close().
+        self._wal_index_fd = _find_wal_index_fd(self.data_dir / (DB_FILE + "-shm"))
         self._wal_seen: bytes | None = None  # the WAL-index header at the last data_version check
 
     def _connect(self) -> sqlite3.Connection:
@@ -288,13 +310,11 @@ class Registry:
     def close(self) -> None:
         """Close both connections; later calls raise InternalError."""
         with self._lock, self._hot_lock:
+            self._wal_index_fd = None  # before SQLite closes it: the number may be reused
             self._conn.close()
             self._hot.close()
             self._cache.clear()
             self._fresh_until = 0.0
-            if self._wal_index is not None:
-                self._wal_index.close()
-                self._wal_index = None
 
     def __enter__(self) -> Registry:
         return self
@@ -388,7 +408,7 @@ class Registry:
                     # Every commit in WAL mode rewrites the WAL-index header in the -shm file;
                     # while it is unchanged, nothing was committed and the PRAGMA (a read
                     # transaction: file locks, ~7-30 µs here) would answer the same.
-                    header = self._wal_index[:WAL_INDEX_HEADER] if self._wal_index is not None else None
+                    header = _read_wal_index_header(self._wal_index_fd)
                     if header is None or header != self._wal_seen:
                         data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
                         if data_version != self._data_version:  # another connection committed
