@@ -235,7 +235,7 @@ def test_store_artifact_removes_a_stale_sum_first(setup) -> None:
         finally:
             cache_mod._write_atomic = real
 
-    from wasmhost.cache import compile_module
+    from wasmhost.compiler import compile_module
     crash_before_the_sum(digest, compile_module(host.wasm, host.registry.read_blob(digest)))
     assert seen == [False]  # the stale sum was gone before the new artifact landed
     assert kinds(check()) == ["artifact_unsealed"]

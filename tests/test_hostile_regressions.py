@@ -33,7 +33,7 @@ def test_wrong_signature_is_caught_at_call_time_too(host: Host, wasm) -> None:
     """Defence in depth: even if a bad route reached the registry, the call must
     fail cleanly instead of crashing the process (an unchecked call with the
     wrong arity corrupts memory)."""
-    from wasmhost.cache import compile_module
+    from wasmhost.compiler import compile_module
     from wasmhost.models import FunctionVersion
     module = compile_module(host.wasm, wasm("hostile/bad_route_signature"))
     prepared = host.cache.prepare("forged", module, 0)

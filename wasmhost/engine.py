@@ -157,7 +157,8 @@ class WasmEngine:
         }
 
 
-def _base_config(cfg: EngineConfig) -> wasmtime.Config:
+def base_config(cfg: EngineConfig) -> wasmtime.Config:
+    """Everything but the allocator: compiler children build their Engine from this alone."""
     config = wasmtime.Config()
     config.consume_fuel = True
     config.epoch_interruption = True
@@ -230,14 +231,14 @@ def create_engine(cfg: EngineConfig) -> WasmEngine:
                     "using the default allocator", pool_reservation_bytes(cfg) // GIB)
     elif cfg.pooling:
         try:
-            config = _base_config(cfg)
+            config = base_config(cfg)
             _set_pooling(config, cfg)
             engine = wasmtime.Engine(config)
             pooling = True
         except (wasmtime.WasmtimeError, AttributeError, OSError) as exc:
             log.warning("pooling allocator unavailable (%s); using the default allocator", exc)
     if engine is None:
-        engine = wasmtime.Engine(_base_config(cfg))
+        engine = wasmtime.Engine(base_config(cfg))
     wasm_engine = WasmEngine(engine, cfg, pooling, fingerprint_of(cfg.codegen_settings(pooling)))
     wasm_engine.start_ticker()
     return wasm_engine

@@ -19,7 +19,8 @@ import wasmtime
 
 from .abi.detect import check_route_targets, inspect_module
 from .abi.hostcalls import Linkers, build_linkers
-from .cache import CompiledCache, compile_module
+from .cache import CompiledCache
+from .compiler import CompileBudget, ModuleCompiler, compile_module
 from .engine import WasmEngine, shared_engine
 from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
 from .models import Abi, Deployment, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
@@ -105,7 +106,8 @@ class Host:
         self.sandbox = Sandbox(self.wasm, self.settings)
         self.linkers = linkers_for(self.wasm, self.sandbox.fast)
         self.registry = Registry(self.settings.data_dir)
-        self.cache = CompiledCache(self.wasm, self.linkers, self.settings.data_dir, self.registry.read_blob,
+        self.compiler = ModuleCompiler(self.wasm, CompileBudget.from_settings(self.settings))
+        self.cache = CompiledCache(self.wasm, self.compiler, self.linkers, self.settings.data_dir, self.registry.read_blob,
                                    self.settings.cache_max_modules, self.settings.cache_max_bytes)
         self._inline_off: dict[str, float] = {}  # digest -> monotonic time until which not to try inline
         self.registry.preload()
@@ -153,7 +155,7 @@ class Host:
             module = found[0]
         else:
             started = time.perf_counter()
-            module = compile_module(self.wasm, wasm)
+            module = self.compiler.compile(wasm)
             compile_seconds, tier = time.perf_counter() - started, "compile"
         shape = inspect_module(module, self.linkers, self.wasm.engine, abi, entrypoint)
         max_memory = self.settings.max_memory_mb * MIB

@@ -43,6 +43,11 @@ class Settings:
     function_queue: int = 64
     # A function call's whole request body must arrive within this (slow-drip clients).
     body_timeout_s: int = 30
+    # Compiling at deploy: a module over isolate_compile_above_bytes (0: every module) compiles
+    # in a child process that may take at most max_compile_seconds and max_compile_mb of memory.
+    max_compile_seconds: int = 30
+    max_compile_mb: int = 2048
+    isolate_compile_above_bytes: int = 256 * 1024
     # Compiled-module cache (memory tier).
     cache_max_modules: int = 256
     cache_max_bytes: int = 512 * MIB
@@ -115,10 +120,13 @@ class Settings:
                 raise BadRequest(f"default_{name}={default} must be positive and at most max_{name}={maximum}")
         for name in ("max_module_bytes", "max_request_bytes", "max_response_bytes", "max_concurrency",
                      "cache_max_modules", "cache_max_bytes", "epoch_tick_ms", "max_wasm_stack",
-                     "body_timeout_s"):
+                     "body_timeout_s", "max_compile_seconds"):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"setting {name} must be positive")
-        for name in ("max_queue", "max_log_bytes", "function_concurrency", "function_queue"):
+        if self.max_compile_mb < 64:
+            raise BadRequest("setting max_compile_mb must be at least 64 (the compiler process alone needs ~30 MiB)")
+        for name in ("max_queue", "max_log_bytes", "function_concurrency", "function_queue",
+                     "isolate_compile_above_bytes"):
             if getattr(self, name) < 0:
                 raise BadRequest(f"setting {name} must not be negative")
 
