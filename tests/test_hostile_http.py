@@ -797,3 +797,9 @@ def test_element_segment_outside_the_table_is_refused_at_deploy(server: Server) 
             "element segment 0 ends at slot 4, outside its initial table of 2 slots", "elem-segment-outside-table")
     fits = wasmtime.wat2wasm(_hello_wat("(table 4 funcref) (func $f) (elem (i32.const 1) $f $f $f)"))
     _upload(server, "u-elem-inside-table", fits, 201, None, "", "elem-segment-inside-table")
+    # The other encodings too (tests/test_module_shape.py has all eight): here, after a passive
+    # segment, an explicit table index with expressions.
+    wasm = wasmtime.wat2wasm(_hello_wat("(table 2 funcref) (func $f) (elem func $f) "
+                                        "(elem (table 0) (i32.const 1) funcref (ref.func $f) (ref.null func))"))
+    _upload(server, "u-elem-expr-outside-table", wasm, 400, "invalid_module",
+            "element segment 1 ends at slot 3, outside its initial table of 2 slots", "elem-expr-segment-outside-table")

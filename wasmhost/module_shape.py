@@ -59,7 +59,7 @@ def _sleb(data: bytes, pos: int) -> tuple[int, int]:
 
 @dataclass(slots=True)
 class DeclaredShape:
-    """What a module's table (4), memory (5) and data (11) sections declare."""
+    """What a module's table (4), memory (5), element (9) and data (11) sections declare."""
 
     tables: int = 0  # tables defined
     table_min: int = 0  # the first table's initial elements
@@ -67,7 +67,7 @@ class DeclaredShape:
     memory_pages: int = 0  # the first memory's initial pages
     data_end: int = 0  # the furthest end of an active data segment with a constant offset
     data_segment: int = -1  # which segment that is
-    elem_end: int = 0  # the same for the (MVP-form) active element segments of table 0
+    elem_end: int = 0  # the same for the active element segments of table 0
     elem_segment: int = -1
 
 
@@ -139,21 +139,62 @@ def _data_ends(data: bytes, at: int, count: int, shape: DeclaredShape) -> None:
 
 
 def _elem_ends(data: bytes, at: int, count: int, shape: DeclaredShape) -> None:
-    """The furthest end of the active element segments in the MVP form (flags 0:
-    `i32.const` offset into table 0, then function indices); any other form ends the scan."""
-    for index in range(count):
-        flags, at = _leb(data, at)
-        if flags != 0 or data[at] != 0x41:
-            return
-        offset, at = _sleb(data, at + 1)
-        if data[at] != 0x0B:
-            return
-        length, at = _leb(data, at + 1)
-        for _ in range(length):
+    """The furthest end of the active element segments of table 0 whose offset is a plain
+    `i32.const`, in all eight encodings (flags bit 0: passive or declarative; bit 1: an
+    explicit table index, or declarative; bit 2: expressions instead of function indices).
+    Segments with another offset are skipped; anything unreadable ends the scan."""
+    try:
+        for index in range(count):
+            flags, at = _leb(data, at)
+            if flags > 7:
+                return
+            table, offset = 0, None
+            if not flags & 1:
+                if flags & 2:
+                    table, at = _leb(data, at)
+                offset, at = _const_expr(data, at)
+            if flags & 3:  # an element kind (0x00, funcref) or a reference type
+                at = _reftype(data, at) if flags & 4 else at + 1
+            length, at = _leb(data, at)
+            for _ in range(length):
+                _, at = _const_expr(data, at) if flags & 4 else _leb(data, at)
+            if not flags & 1 and table == 0 and offset is not None:
+                end = (offset & 0xFFFFFFFF) + length
+                if end > shape.elem_end:
+                    shape.elem_end, shape.elem_segment = end, index
+    except (IndexError, ValueError):
+        return
+
+
+def _const_expr(data: bytes, at: int) -> tuple[int | None, int]:
+    """A constant expression: (its value when it is one `i32.const`, else None; the position
+    after its `end`). ValueError for an instruction a constant expression cannot hold."""
+    value, ops = None, 0
+    while True:
+        op = data[at]
+        at += 1
+        if op == 0x0B:  # end
+            return (value if ops == 1 else None), at
+        ops += 1
+        if op == 0x41:  # i32.const
+            value, at = _sleb(data, at)
+        elif op == 0x42:  # i64.const
+            _, at = _sleb(data, at)
+        elif op in (0x23, 0xD2):  # global.get, ref.func
             _, at = _leb(data, at)
-        end = (offset & 0xFFFFFFFF) + length
-        if end > shape.elem_end:
-            shape.elem_end, shape.elem_segment = end, index
+        elif op == 0xD0:  # ref.null heaptype
+            _, at = _sleb(data, at)
+        elif op == 0x43 or op == 0x44:  # f32.const, f64.const
+            at += 4 if op == 0x43 else 8
+        elif op not in (0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E):  # extended-const add, sub, mul
+            raise ValueError(f"opcode {op:#x} in a constant expression")
+
+
+def _reftype(data: bytes, at: int) -> int:
+    """The position after a reference type: one byte, or 0x63/0x64 and a heap type."""
+    if data[at] in (0x63, 0x64):
+        return _sleb(data, at + 1)[1]
+    return at + 1
 
 
 def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
