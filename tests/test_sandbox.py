@@ -217,6 +217,20 @@ def test_nonzero_exit_carries_the_code(host: Host, wasm) -> None:
     assert inv.error.details["exit_code"] == 3
 
 
+@pytest.mark.parametrize("status", [1, 3, 125, 126, 127, 255, 256, -1, 2**31 - 1, -2**31])
+def test_every_exit_status_is_nonzero_exit_with_that_status(host: Host, wasm, status: int) -> None:
+    """wasmtime's own proc_exit turns a status of 126 or more into a plain error ("invalid exit
+    status"), which was classified `trap`; the host's proc_exit keeps the status as passed."""
+    import struct
+    name = deploy(host, wasm, "hostile/exit_status")
+    inv = host.invoke(name, Request(method="POST", path="/", script_name="/fn/x", body=struct.pack("<i", status)))
+    assert isinstance(inv.error, NonZeroExit), (inv.error, getattr(inv.error, "message", None))
+    assert inv.error.details["exit_code"] == status
+    assert inv.error.message == f"the program exited with status {status}"
+    ok = host.invoke(name, Request(method="POST", path="/", script_name="/fn/x", body=struct.pack("<i", 0)))
+    assert ok.ok and ok.response.status == 200 and ok.response.body == b"", ok.error
+
+
 def test_memory_limit_message_says_cap_was_reached(host: Host, wasm) -> None:
     name = deploy(host, wasm, "hostile/memory_bomb", limits={"memory_mb": 4})
     inv = host.invoke(name, HELLO)

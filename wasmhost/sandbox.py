@@ -17,7 +17,7 @@ import time
 from wasmtime import FuncType
 
 from .abi import handler, wagi
-from .abi.hostcalls import STATES, CallState
+from .abi.hostcalls import STATES, CallState, exit_fault
 from .cache import PreparedModule
 from .engine import WasmEngine
 from .errors import (BadResponse, FuelExhausted, InternalError, InvalidModule, MemoryLimit, NonZeroExit,
@@ -204,7 +204,7 @@ class Sandbox:
             else:
                 result.response = handler.decode_response(a)
         elif outcome in (FAULT_INSTANTIATE, FAULT_RUN):
-            fault = fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run")
+            fault = exit_fault(fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run"), state)
             if version.abi == "wagi" and fault.exit_code == 0 and fault.during == "run":
                 assert state is not None
                 result.response = wagi.output_response(state, self.settings.max_response_bytes)
@@ -238,17 +238,18 @@ class Sandbox:
             phase = "run"
             if version.abi == "wagi":
                 try:
-                    wagi.run_export(native, export)
+                    wagi.run_export(native, export, state)
                 finally:
                     timings.run = time.perf_counter() - t1
                 result.response = wagi.output_response(state, self.settings.max_response_bytes)
             else:
                 if prepared.has_initialize:
-                    wagi.run_export(native, "_initialize")
+                    wagi.run_export(native, "_initialize", state)
                 body = handler.encode_request(request, version.config)
                 result.response = handler.call(native, body, self.settings.max_response_bytes)
                 timings.run = time.perf_counter() - t1
-        except GuestFault as fault:
+        except GuestFault as raised:
+            fault = exit_fault(raised, state)
             if phase == "instantiate":
                 timings.instantiate = time.perf_counter() - t0
             elif not timings.run:
@@ -326,9 +327,9 @@ class Sandbox:
         try:
             native.set_wasi(wasi_config([b"_routes"], [], b""))
             native.instantiate(prepared.pre_ptr)
-            wagi.run_export(native, "_routes")
+            wagi.run_export(native, "_routes", state)
         except GuestFault as fault:
-            raise InvalidModule(f"the module's _routes export failed: {fault.message}") from None
+            raise InvalidModule(f"the module's _routes export failed: {exit_fault(fault, state).message}") from None
         finally:
             STATES.pop(key, None)
             native.close()
@@ -349,7 +350,7 @@ class Sandbox:
         self._take_stdio(state, out)
         outcome, a, b = out[:3]
         if outcome in (FAULT_INSTANTIATE, FAULT_RUN):
-            fault = fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run")
+            fault = exit_fault(fault_from(a, b, "instantiate" if outcome == FAULT_INSTANTIATE else "run"), state)
             if fault.exit_code != 0 or fault.during == "instantiate":
                 raise InvalidModule(f"the module's _routes export failed: {fault.message}")
         elif outcome == MISSING_EXPORT:  # as wagi.run_export words it

@@ -7,6 +7,7 @@ reads the environment on its own, so tests can build any configuration.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -74,26 +75,28 @@ class Settings:
     def pool_size(self) -> int:
         return self.pool_instances or self.max_concurrency * 2 + 8
 
-    def resolve_limits(self, requested: Mapping[str, Any] | None, base: Limits | None = None) -> Limits:
-        """Merge requested limits over `base` (or the defaults) and check them against the maxima."""
-        base = base or self.default_limits()
-        values = base.to_dict()
+    def check_limits(self, requested: Mapping[str, Any] | None) -> dict[str, int]:
+        """The limits `requested` names, parsed and checked against the maxima: a partial change
+        (None values are left out) that the registry merges into a version."""
         maxima = self.max_limits().to_dict()
+        changes: dict[str, int] = {}
         for key, raw in (requested or {}).items():
             if raw is None:
                 continue
-            if key not in values:
-                raise BadRequest(f"unknown limit {key!r}; known limits are fuel, timeout_ms, memory_mb")
+            if key not in maxima:
+                raise BadRequest(f"unknown limit {_shown(key)}; known limits are fuel, timeout_ms, memory_mb")
             value = _integer(raw)
-            if value is None:
-                raise BadRequest(f"limit {key} must be an integer, got {raw!r}"[:120])
-            if value < 1:
-                raise BadRequest(f"limit {key} must be a positive integer, got {raw!r}")
+            if value is None or value < 1:
+                raise BadRequest(f"limit {key} must be a positive integer (at most 18 digits), got {_shown(raw)}")
             if value > maxima[key]:
-                raise BadRequest(f"limit {key}={value} exceeds the server maximum {maxima[key]}",
+                raise BadRequest(f"limit {key}={_shown(value)} exceeds the server maximum {maxima[key]}",
                                  limit=key, maximum=maxima[key])
-            values[key] = value
-        return Limits(**values)
+            changes[key] = value
+        return changes
+
+    def resolve_limits(self, requested: Mapping[str, Any] | None, base: Limits | None = None) -> Limits:
+        """`requested` merged over `base` (or the defaults), checked against the maxima."""
+        return replace(base or self.default_limits(), **self.check_limits(requested))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -131,15 +134,29 @@ class Settings:
                 raise BadRequest(f"setting {name} must not be negative")
 
 
+# A limit given as text: ASCII digits only (no sign, no spaces, no "_"), at most 18 of them, so
+# that int() never meets a number it refuses (CPython stops at 4,300 digits) or one past int64.
+LIMIT_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A client's value for a message, cut short (a long string; an int of thousands of
+    digits, which repr() would spend time on or refuse)."""
+    if isinstance(value, int) and abs(value) >= 10**limit:
+        return f"<a number of more than {limit} digits>"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _integer(raw: Any) -> int | None:
-    """An int from an int or a string of ASCII digits; None for anything else
-    (bools, floats, '1.9', '²', Infinity)."""
+    """An int from an int or a string of 1-18 ASCII digits; None for anything else
+    (bools, floats, '1.9', '²', '+5', ' 5 ', '-5', a 5,000-digit string)."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())
+    if isinstance(raw, str) and LIMIT_DIGITS.fullmatch(raw):
+        return int(raw)
     return None
 
 

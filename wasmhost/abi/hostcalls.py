@@ -6,6 +6,10 @@
   costs 200-300 µs per call (FACTS.md); a host function costs one GIL hop per
   write, and lets us stop an output flood the moment it passes its limit. It
   never copies more guest memory than the caps leave room for.
+- `wasi_snapshot_preview1.proc_exit`: shadows WASI's own, which reports a status of 126
+  or more only as "invalid exit status" and loses it; ours records the status the guest
+  passed and stops it with a trap (`exit_fault` turns that back into an exit). Rare
+  (a non-zero exit, or a runtime that always exits, as Go's does), so it stays Python.
 - `wasi_snapshot_preview1.poll_oneoff`: shadows WASI's own because epoch
   interruption cannot fire inside a host call: wasmtime's sleep would run straight
   through the function's deadline. Ours sleeps at most until the deadline and then
@@ -27,7 +31,7 @@ from typing import Any
 import wasmtime
 
 from ..engine import WasmEngine
-from ..native import address, define_host_func, get_i32, set_i32
+from ..native import GuestFault, address, define_host_func, get_i32, set_i32
 
 WASI_MODULE = "wasi_snapshot_preview1"
 ERRNO_SUCCESS = 0
@@ -55,6 +59,7 @@ class CallState:
     slept_past_deadline: bool = False
     host_calls_left: int = -1  # an inline attempt's budget of host calls; < 0: unlimited
     over_budget: bool = False
+    exit_code: int | None = None  # what the guest passed to proc_exit (as a signed i32)
 
     def add_log(self, data: bytes) -> None:
         room = self.max_log_bytes - len(self.log)
@@ -129,6 +134,27 @@ def _fd_write(key: int, addr: int, size: int, args: int) -> str | None:
     ctypes.memmove(addr + out, struct.pack("<I", written), 4)
     set_i32(args, 0, ERRNO_SUCCESS)
     return None
+
+
+PROC_EXIT_TRAP = "the guest called proc_exit"
+
+
+def _proc_exit(key: int, addr: int, size: int, args: int) -> str | None:
+    """WASI proc_exit(rval): note the status and end the guest (the trap is read back as an
+    exit by `exit_fault`). The status is kept as wasm passed it, read as a signed i32 like
+    wasmtime's own exit statuses: `proc_exit(-1)` is -1, not 4294967295."""
+    status = get_i32(args, 0)
+    state = STATES.get(key)
+    if state is not None:
+        state.exit_code = status - (1 << 32) if status >= 1 << 31 else status
+    return PROC_EXIT_TRAP
+
+
+def exit_fault(fault: GuestFault, state: CallState | None) -> GuestFault:
+    """`fault` as the exit it is when the guest called our proc_exit, else `fault` itself."""
+    if state is None or state.exit_code is None:
+        return fault
+    return GuestFault(f"exited with status {state.exit_code}", exit_code=state.exit_code, during=fault.during)
 
 
 def _poll_oneoff(key: int, addr: int, size: int, args: int) -> str | None:
@@ -226,5 +252,7 @@ def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
         keep.append(define_host_func(wasi, WASI_MODULE, "fd_write", fd_write_type, _fd_write))
         keep.append(define_host_func(wasi, "wasmhost", "log", log_type, _log))
     keep.append(define_host_func(wasi, WASI_MODULE, "poll_oneoff", fd_write_type, _poll_oneoff))
+    proc_exit_type = wasmtime.FuncType([i32], [])
+    keep += [proc_exit_type, define_host_func(wasi, WASI_MODULE, "proc_exit", proc_exit_type, _proc_exit)]
     wasi.allow_shadowing = False
     return Linkers(plain, wasi, tuple(keep))

@@ -14,7 +14,7 @@ from ..errors import BadResponse, NotFound, TooLarge
 from ..models import FunctionVersion, Request, Response, Route
 from ..native import GuestFault, NativeCall
 from . import cgi
-from .hostcalls import CallState
+from .hostcalls import CallState, exit_fault
 
 
 def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes], list[tuple[bytes, bytes]], str]:
@@ -39,7 +39,7 @@ def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes]
             export)
 
 
-def run_export(native: NativeCall, export: str) -> None:
+def run_export(native: NativeCall, export: str, state: CallState) -> None:
     """Run a `() -> ()` export; `proc_exit(0)` counts as a normal end."""
     try:
         func = native.nullary_export(export.encode())
@@ -48,8 +48,9 @@ def run_export(native: NativeCall, export: str) -> None:
     try:
         native.call(func, 0)
     except GuestFault as fault:
+        fault = exit_fault(fault, state)
         if fault.exit_code != 0:
-            raise
+            raise fault from None
 
 
 def output_response(state: CallState, max_response_bytes: int) -> Response:

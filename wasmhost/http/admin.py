@@ -27,11 +27,30 @@ MAX_JSON_BYTES = 256 * 1024
 RAW_WASM_TYPES = ("application/wasm", "application/octet-stream", "")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members, refusing a name given twice (RFC 8259 §4: names SHOULD be unique;
+    `{"fuel": 1, "fuel": 9}` would otherwise mean whichever came last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise BadRequest(f"{what} gives {str(exc)[:40]!r} more than once") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest(f"{what} is not valid JSON") from None
     if not isinstance(value, dict):
@@ -42,6 +61,20 @@ def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
         raise BadRequest(f"{what} has a string with a lone surrogate escape (\\ud800-\\udfff), "
                          "which is not valid Unicode text") from None
     return value
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query parameters, each at most once: a repeated one (`?fuel=1&fuel=9`) is refused
+    rather than letting one of its values win silently."""
+    items = request.query_params.multi_items()
+    params = dict(items)
+    if len(params) != len(items):
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise BadRequest(f"query parameter {key[:40]!r} is given more than once; give it once")
+            seen.add(key)
+    return params
 
 
 def _limits_from(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,14 +135,15 @@ class AdminApi:
     async def deploy(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
+        query = _query(request)
         wasm, options = await self._read_upload(request)
-        limits = _limits_from(request.query_params, options)
-        abi = options.get("abi", request.query_params.get("abi"))
-        entrypoint = options.get("entrypoint", request.query_params.get("entrypoint"))
+        limits = _limits_from(query, options)
+        abi = options.get("abi", query.get("abi"))
+        entrypoint = options.get("entrypoint", query.get("entrypoint"))
         for key, value in (("abi", abi), ("entrypoint", entrypoint)):
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f'"{key}" must be a string')
-        private, concurrency = self._policy(request.query_params, options)
+        private, concurrency = self._policy(query, options)
         try:
             deployment = await run_in_threadpool(
                 self.host.deploy, name, wasm, limits=limits, config=_config_from(options),
@@ -165,10 +199,11 @@ class AdminApi:
     async def patch(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
+        query = _query(request)
         body = _json_object(await self._json_body(request), "the request body")
-        limits = _limits_from(request.query_params, body)
+        limits = _limits_from(query, body)
         config = _config_from(body)
-        private, concurrency = self._policy(request.query_params, body)
+        private, concurrency = self._policy(query, body)
         has_policy = private is not None or concurrency is not None
         if not limits and config is None and not has_policy:
             raise BadRequest("nothing to update: give limits, config, private or concurrency")
@@ -190,8 +225,9 @@ class AdminApi:
     async def rollback(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
+        query = _query(request)
         body = _json_object(await self._json_body(request), "the request body")
-        raw = body.get("version", request.query_params.get("version"))
+        raw = body.get("version", query.get("version"))
         version: int | None = None
         if raw is not None:
             if isinstance(raw, bool) or not DIGITS.fullmatch(str(raw)) or int(raw) < 1:
@@ -210,12 +246,13 @@ class AdminApi:
     async def invocation_logs(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
-        raw_limit = request.query_params.get("limit", "50")
+        query = _query(request)
+        raw_limit = query.get("limit", "50")
         if not DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= 1000:
             raise BadRequest("limit must be an integer from 1 to 1000")
         await run_in_threadpool(self.host.get, name)  # 404 for an unknown function
         records = await run_in_threadpool(self.logs.recent, name, int(raw_limit),
-                                          request.query_params.get("request_id"))
+                                          query.get("request_id"))
         return JSONResponse({"function": name, "invocations": [r.to_dict() for r in records]})
 
     async def info(self, request: Request) -> Response:
