@@ -363,10 +363,13 @@ def test_wagi_header_bytes_reach_the_wire_unchanged(server: Server) -> None:
     assert "env:HTTP_X_RAW=café\n".encode() in r.content
 
 
-def test_encoded_slash_in_the_name_keeps_the_path(server: Server) -> None:
+def test_a_percent_in_the_name_segment_is_refused(server: Server) -> None:
+    """The name segment is never decoded (that decoded the rest of the path too, and WAGI then
+    decoded it again: tests/test_redteam.py)."""
     r = server.client.post("/fn/echo%2Fx/y", content=b"")
-    assert r.status_code == 200
-    assert msgpack.unpackb(r.content, raw=False)["path"] == "/x/y"
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    r = server.client.post("/fn/echo/x%2Fy", content=b"")
+    assert r.status_code == 200 and msgpack.unpackb(r.content, raw=False)["path"] == "/x%2Fy"
 
 
 def test_config_may_be_sent_as_a_file_part(server: Server, modules_dir: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 from urllib.parse import unquote
 
-from ..errors import BadResponse, NotFound, TooLarge
+from ..errors import BadRequest, BadResponse, NotFound, TooLarge
 from ..models import FunctionVersion, Request, Response, Route
 from ..native import GuestFault, NativeCall
 from . import cgi
@@ -29,8 +29,12 @@ def wasi_inputs(request: Request, version: FunctionVersion) -> tuple[list[bytes]
         raise NotFound(f"no route of function {version.name!r} matches {request.path[:200]!r}")
     script_name = request.script_name + request.path[: len(request.path) - len(raw_info)]
     matched = request.script_name + (cgi.route_text(route) if route else "/...")
+    path_info = unquote(raw_info)  # the one decoding (RFC 3875 §4.1.5); the raw form is X_RAW_PATH_INFO
+    if "\0" in path_info:  # a C environment string ends at NUL: the variable could not be passed
+        raise BadRequest("the request path decodes to a NUL byte (%00), which a CGI program cannot be given "
+                         "in PATH_INFO")
     environ = cgi.build_environ(request, config=version.config, script_name=script_name,
-                                path_info=unquote(raw_info), matched_route=matched, raw_path_info=raw_info)
+                                path_info=path_info, matched_route=matched, raw_path_info=raw_info)
     argv = cgi.build_argv(request, script_name)
     # surrogateescape: request bytes that are not UTF-8 reach the guest unchanged
     return ([a.encode("utf-8", "surrogateescape") for a in argv],

@@ -22,8 +22,6 @@ import os
 import re
 import time
 from typing import Any, Awaitable, Callable
-from urllib.parse import unquote
-
 from ..errors import BadRequest, InternalError, NotFound, RequestTimeout, TooLarge, WasmhostError
 from ..abi.handler import encode_fields
 from ..host import Host
@@ -48,6 +46,7 @@ NO_BODY_STATUSES = frozenset({204, 304})
 DIGITS = re.compile(r"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 PREFIX = "/fn/"
+RAW_PREFIX = PREFIX.encode()
 
 log = logging.getLogger("wasmhost.http")
 
@@ -110,9 +109,11 @@ def parse_target(raw: str) -> tuple[str, int | None]:
 def split_path(scope: Scope) -> tuple[str, str]:
     """(target, the path after `/fn/<target>` as received, still percent-encoded).
 
-    Guests get the raw path, so an encoded `/` (%2F) stays distinct from a real one.
-    A name itself never contains `%`; when the raw target has one, the raw and the
-    decoded paths disagree and the decoded remainder is used.
+    Only the raw path is read, once: guests get it undecoded (an encoded `/`, `%2F`, stays
+    distinct from a real one) and WAGI decodes PATH_INFO from it exactly once. A function
+    name never contains `%`, so a name segment with one is refused rather than decoded:
+    decoding it would decode the rest of the path too, and WAGI would then decode that a
+    second time (`/fn/f%2F%252e%252e/x` reached a guest as PATH_INFO `/../x`).
     """
     raw = scope.get("raw_path")
     text = raw.decode("utf-8", "surrogateescape").split("?", 1)[0] if raw else scope["path"]
@@ -120,11 +121,8 @@ def split_path(scope: Scope) -> tuple[str, str]:
     slash = rest.find("/")
     target, remainder = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
     if "%" in target:
-        decoded = unquote(target, errors="surrogateescape")
-        inner = decoded.find("/")
-        if inner >= 0:  # an encoded "/" inside the name segment
-            return decoded[:inner], decoded[inner:] + (remainder if slash >= 0 else "")
-        return decoded, remainder
+        raise BadRequest(f"the function segment {target[:80]!r} of the path contains '%': function names are "
+                         "a-z, 0-9 and '-', and the segment is never decoded; call /fn/<name>[@version]/<path>")
     return target, remainder
 
 
@@ -329,7 +327,9 @@ class FunctionDispatch:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+        # The raw path decides, as split_path reads it: "/fn%2Fx" is not a function call.
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and (raw.startswith(RAW_PREFIX) if raw is not None else scope["path"].startswith(PREFIX)):
             try:
                 await self.functions(scope, receive, send)
             except Exception:  # a bug of ours: a JSON 500, never a traceback

@@ -1,0 +1,163 @@
+"""The red-team findings of issue 15, each as the attack itself against a real `wasmhost serve`.
+
+Each test sends what the attacker sent and checks the documented answer, and that the server
+still serves a good call afterwards. The memory and disk attacks, which need servers of their
+own settings, are in tests/test_redteam_memory.py and tests/test_storage_full.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+
+import httpx
+import msgpack
+import pytest
+
+from .server import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, modules_dir: Path):
+    data = tmp_path_factory.mktemp("redteam") / "data"
+    with Server(data, env={"WASMHOST_DEFAULT_FUEL": "50000000", "WASMHOST_MAX_MEMORY_MB": "128",
+                           "WASMHOST_POOL_INSTANCES": "40"}) as srv:
+        for name, module in [("hello", "hello_handler"), ("echo", "echo_handler"), ("env", "wagi_env"),
+                             ("exit", "hostile/exit_status")]:
+            r = srv.deploy(name, (modules_dir / f"{module}.wasm").read_bytes())
+            assert r.status_code == 201, r.text
+        yield srv
+        assert srv.proc is not None and srv.proc.poll() is None, "the server died"
+        assert "Traceback" not in srv.log(), srv.log()
+
+
+def assert_good(server: Server) -> None:
+    r = server.client.get("/fn/hello")
+    assert r.status_code == 200 and r.content == b"Hello, world!\n", (r.status_code, r.text[:300])
+
+
+def error(r: httpx.Response, status: int, code: str) -> dict:
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    body = r.json()["error"]
+    assert body["code"] == code, body
+    return body
+
+
+def raw_exchange(server: Server, request: bytes) -> bytes:
+    """Send bytes as they are (no client normalises the path) and read the answer to EOF."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def cgi_env(body: bytes) -> dict[str, str]:
+    """wagi_env's `env:KEY=VALUE` lines."""
+    out = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith("env:"):
+            key, _, value = line[4:].partition("=")
+            out[key] = value
+    return out
+
+
+# ---- finding 3: paths decoded twice --------------------------------------------------------
+
+def get_raw_path(server: Server, path: str) -> tuple[int, bytes]:
+    answer = raw_exchange(server, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                                  "Connection: close\r\n\r\n".encode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("path", ["/fn/env%2F%252e%252e/admin", "/fn/env%2f..%2fadmin", "/fn/en%76/x",
+                                  "/fn/env%00/x", "/fn/%65nv"])
+def test_a_percent_in_the_name_segment_is_refused_not_decoded(server: Server, path: str) -> None:
+    """The attack: `/fn/wagi-env%2F%252e%252e/admin` reached the guest as PATH_INFO `/../admin`
+    (the name segment's decoding decoded the rest, and WAGI decoded it again)."""
+    status, body = get_raw_path(server, path)
+    assert status == 400, (status, body[:300])
+    assert b'"bad_request"' in body and b"PATH_INFO" not in body
+    assert_good(server)
+
+
+def test_wagi_decodes_path_info_exactly_once(server: Server) -> None:
+    status, body = get_raw_path(server, "/fn/env/%252e%252e/admin?q=1")
+    assert status == 200, body[:300]
+    env = cgi_env(body)
+    assert env["PATH_INFO"] == "/%2e%2e/admin"
+    assert env["X_RAW_PATH_INFO"] == "/%252e%252e/admin"
+    assert env["SCRIPT_NAME"] == "/fn/env"
+    assert env["X_FULL_URL"] == f"http://127.0.0.1:{server.port}/fn/env/%252e%252e/admin?q=1"
+
+
+def test_a_path_that_decodes_to_nul_is_refused_for_wagi(server: Server) -> None:
+    """`%00` made PATH_INFO vanish from the guest's environment (it cannot hold NUL)."""
+    status, body = get_raw_path(server, "/fn/env/admin%00.txt")
+    assert status == 400 and b'"bad_request"' in body and b"NUL" in body, (status, body[:300])
+    # A handler gets the path as received, %00 included: nothing is decoded for it.
+    status, body = get_raw_path(server, "/fn/echo/admin%00.txt")
+    assert status == 200 and msgpack.unpackb(body, raw=False)["path"] == "/admin%00.txt"
+
+
+def test_a_handler_gets_the_path_exactly_as_received(server: Server) -> None:
+    status, body = get_raw_path(server, "/fn/echo/%252e%252e/a%2Fb/%E2%82%AC")
+    assert status == 200
+    assert msgpack.unpackb(body, raw=False)["path"] == "/%252e%252e/a%2Fb/%E2%82%AC"
+
+
+# ---- finding 4: limits of thousands of digits, signs, spaces, repeats ------------------------
+
+BAD_LIMITS = ["9" * 5000, "1" * 19, "+5", " 5 ", "5 ", "-5", "0x10", "1_000", "\u0665", "5.0", ""]
+
+
+@pytest.mark.parametrize("raw", BAD_LIMITS, ids=[f"{len(v)}:{v[:6]!r}" for v in BAD_LIMITS])
+def test_a_limit_that_is_not_plain_digits_is_400_everywhere(server: Server, modules_dir: Path, raw: str) -> None:
+    before = server.client.get("/v1/functions/hello").json()
+    wasm = (modules_dir / "hello_handler.wasm").read_bytes()
+    answers = [
+        server.deploy("hello", wasm, fuel=raw),
+        server.client.patch("/v1/functions/hello", params={"timeout_ms": raw}),
+        server.client.patch("/v1/functions/hello", json={"memory_mb": raw}),
+        server.client.patch("/v1/functions/hello", json={"limits": {"fuel": raw}}),
+    ]
+    for r in answers:
+        body = error(r, 400, "bad_request")
+        assert len(body["message"]) < 300
+    assert server.client.get("/v1/functions/hello").json() == before  # nothing changed
+    assert_good(server)
+
+
+def test_a_json_number_of_thousands_of_digits_is_400(server: Server) -> None:
+    for body in (b'{"fuel": ' + b"9" * 5000 + b"}", b'{"fuel": ' + b"9" * 4000 + b"}",
+                 b'{"fuel": -' + b"9" * 4000 + b"}"):
+        r = server.client.patch("/v1/functions/hello", content=body)
+        assert len(error(r, 400, "bad_request")["message"]) < 300
+
+
+def test_a_repeated_parameter_or_json_key_is_refused_not_last_wins(server: Server, modules_dir: Path) -> None:
+    before = server.client.get("/v1/functions/hello").json()
+    wasm = (modules_dir / "hello_handler.wasm").read_bytes()
+    for r in (server.client.put("/v1/functions/hello?fuel=1000&fuel=99999999", content=wasm,
+                                headers={"content-type": "application/wasm"}),
+              server.client.patch("/v1/functions/hello?timeout_ms=100&timeout_ms=200"),
+              server.client.patch("/v1/functions/hello", content=b'{"fuel": 1000, "fuel": 99999999}'),
+              server.client.patch("/v1/functions/hello", content=b'{"limits": {"fuel": 1, "fuel": 2}}'),
+              server.client.post("/v1/functions/hello/rollback?version=1&version=2"),
+              server.client.get("/v1/functions/hello/logs?limit=1&limit=2")):
+        assert "more than once" in error(r, 400, "bad_request")["message"]
+    assert server.client.get("/v1/functions/hello").json() == before
+
+
+# ---- finding 6: exit statuses of 126 and more ----------------------------------------------
+
+@pytest.mark.parametrize("status", [126, 127, 255, 256, -1, 2**31 - 1, 3])
+def test_every_exit_status_is_nonzero_exit_with_the_status_passed(server: Server, status: int) -> None:
+    r = server.client.post("/fn/exit", content=struct.pack("<i", status))
+    body = error(r, 502, "nonzero_exit")
+    assert body["exit_code"] == status
+    r = server.client.post("/fn/exit", content=struct.pack("<i", 0))
+    assert r.status_code == 200 and r.content == b""
