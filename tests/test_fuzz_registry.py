@@ -142,6 +142,7 @@ class Versions(RuleBasedStateMachine):
         self.third = Registry(Path(self.tmp.name) / "data")  # another one, with the default recheck delay
         self.blobs = [self.registry.put_blob(b"\0asm" + bytes([i]) * i) for i in (1, 2)]
         self.model: dict[str, tuple[list[int], int]] = {}
+        self.retired: dict[str, int] = {}  # name -> its highest number before it was deleted
         self.digests: dict[tuple[str, int], str] = {}  # (name, version) -> digest: catches stale caches
 
     def teardown(self) -> None:
@@ -161,7 +162,7 @@ class Versions(RuleBasedStateMachine):
         fv = self.registry.create_version(name, digest=digest, size=blob + 1 + 4, abi="handler", imports=(),
                                           exports=("memory",), limits=LIMITS, config=config)
         versions, _ = self.model.get(name, ([], 0))
-        expected = max(versions, default=0) + 1
+        expected = max(versions, default=self.retired.get(name, 0)) + 1  # numbers go on after a delete
         assert fv.version == expected
         self.model[name] = (versions + [expected], expected)
         self.digests[(name, expected)] = digest
@@ -200,6 +201,7 @@ class Versions(RuleBasedStateMachine):
         if name not in self.model:
             return self._expect_missing(lambda: self.registry.delete(name))
         self.registry.delete(name)
+        self.retired[name] = max(self.model[name][0])
         del self.model[name]
 
     @rule(name=st.sampled_from(NAMES), version=st.integers(1, 10))

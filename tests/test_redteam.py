@@ -161,3 +161,157 @@ def test_every_exit_status_is_nonzero_exit_with_the_status_passed(server: Server
     assert body["exit_code"] == status
     r = server.client.post("/fn/exit", content=struct.pack("<i", 0))
     assert r.status_code == 200 and r.content == b""
+
+
+# ---- finding 2: concurrent changes must compose, not undo each other --------------------------
+
+LIMIT_NAMES = ("fuel", "timeout_ms", "memory_mb")
+
+
+def test_concurrent_partial_changes_compose(server: Server, modules_dir: Path) -> None:
+    """The attack: three clients PATCH different limits (and a fourth the config) while a fifth
+    deploys new code with `?timeout_ms=`. Before, PATCH merged onto the version it had read and
+    wrote the whole onto whatever was active at commit: 106 of 120 versions changed a field their
+    PATCH did not name. Now every version must be its predecessor plus exactly what its own
+    acknowledged change named (a PUT names everything: what it does not give takes the default)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wasm = (modules_dir / "echo_handler.wasm").read_bytes()
+    first = server.deploy("race", wasm, fuel=1_000_001, timeout_ms=1001, memory_mb=17)
+    assert first.status_code == 201, first.text
+    defaults = server.client.get("/v1/info").json()["limits"]["default"]
+    acks: dict[int, tuple[str, dict]] = {first.json()["version"]: ("put", {"fuel": 1_000_001, "timeout_ms": 1001,
+                                                                           "memory_mb": 17, "config": {}})}
+
+    def patcher(field: str, values: list) -> list[tuple[int, str, dict]]:
+        out = []
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for value in values:
+                r = client.patch("/v1/functions/race", json={field: value})
+                assert r.status_code == 200, r.text
+                assert r.headers["etag"] == f'"{r.json()["version"]}"'
+                out.append((r.json()["version"], "patch", {field: value}))
+        return out
+
+    def deployer(values: list[int]) -> list[tuple[int, str, dict]]:
+        out = []
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for value in values:
+                r = client.put("/v1/functions/race", params={"timeout_ms": value}, content=wasm,
+                               headers={"content-type": "application/wasm"})
+                assert r.status_code == 201, r.text
+                out.append((r.json()["version"], "put", {"timeout_ms": value, "fuel": defaults["fuel"],
+                                                          "memory_mb": defaults["memory_mb"], "config": {}}))
+        return out
+
+    jobs = [("fuel", [2_000_000 + i for i in range(30)]), ("timeout_ms", [2000 + i for i in range(30)]),
+            ("memory_mb", [20 + i for i in range(30)]), ("config", [{"N": str(i)} for i in range(30)])]
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(patcher, field, values) for field, values in jobs]
+        futures.append(pool.submit(deployer, [500 + i for i in range(8)]))
+        for future in futures:
+            for version, kind, named in future.result():
+                assert version not in acks, "two acknowledged changes got one version number"
+                acks[version] = (kind, named)
+
+    info = server.client.get("/v1/functions/race").json()
+    versions = {v["version"]: v for v in info["versions"]}
+    assert sorted(versions) == sorted(acks), "every version is an acknowledged change, and every change a version"
+    numbers = sorted(versions)
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "numbers without gaps"
+    assert info["active_version"] == numbers[-1]
+
+    def fields(v: dict) -> dict:
+        return {**v["limits"], "config": v["config"]}
+
+    for previous, number in zip(numbers, numbers[1:]):
+        kind, named = acks[number]
+        expected = dict(named) if kind == "put" else {**fields(versions[previous]), **named}
+        assert fields(versions[number]) == expected, (number, kind, named, fields(versions[previous]))
+    # So the active version holds, for each field, the value of the last change that named it.
+    r = server.client.post("/fn/race", content=b"x")
+    assert r.status_code == 200 and r.headers["x-wasmhost-version"] == str(numbers[-1])
+
+
+def test_if_match_makes_read_modify_write_safe(server: Server, modules_dir: Path) -> None:
+    """Four clients each add 1 to a counter in the config ten times, by GET then PATCH with
+    If-Match, retrying on 412: no increment is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = server.client.put("/v1/functions/counter", files={
+        "module": ("m.wasm", (modules_dir / "echo_handler.wasm").read_bytes(), "application/wasm"),
+        "config": (None, '{"config": {"N": "0"}}')})
+    assert r.status_code == 201, r.text
+    start = r.json()["version"]
+    refusals = []
+
+    def add_one_ten_times() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            done = 0
+            while done < 10:
+                got = client.get("/v1/functions/counter")
+                n = int(got.json()["active"]["config"]["N"])
+                r = client.patch("/v1/functions/counter", json={"config": {"N": str(n + 1)}},
+                                 headers={"if-match": got.headers["etag"]})
+                if r.status_code == 412:
+                    assert r.json()["error"]["code"] == "precondition_failed"
+                    refusals.append(r.json()["error"]["active_version"])
+                    continue
+                assert r.status_code == 200, r.text
+                done += 1
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(add_one_ten_times) for _ in range(4)]:
+            future.result()
+    info = server.client.get("/v1/functions/counter").json()
+    assert info["active"]["config"]["N"] == "40"
+    assert info["active_version"] == start + 40  # no write went through without its precondition
+    assert all(isinstance(v, int) and v > start for v in refusals)
+
+
+def test_preconditions_refuse_and_change_nothing(server: Server, modules_dir: Path) -> None:
+    wasm = (modules_dir / "hello_handler.wasm").read_bytes()
+    put = server.deploy("cond", wasm)
+    assert put.status_code == 201
+    tag = put.headers["etag"]
+    assert tag == f'"{put.json()["version"]}"' == server.client.get("/v1/functions/cond").headers["etag"]
+    before = server.client.get("/v1/functions/cond").json()
+    stale = f'"{put.json()["version"] - 1}"'
+    for r in (server.client.patch("/v1/functions/cond", json={"fuel": 5}, headers={"if-match": stale}),
+              server.client.patch("/v1/functions/cond", json={"fuel": 5}, headers={"if-match": "W/" + tag}),
+              server.client.patch("/v1/functions/cond", json={"private": False}, headers={"if-match": '"x"'}),
+              server.client.put("/v1/functions/cond", content=wasm, headers={"content-type": "application/wasm",
+                                                                            "if-match": stale}),
+              server.client.put("/v1/functions/cond", content=wasm, headers={"content-type": "application/wasm",
+                                                                            "if-none-match": "*"}),
+              server.client.post("/v1/functions/cond/rollback", headers={"if-match": stale}),
+              server.client.delete("/v1/functions/cond", headers={"if-match": stale}),
+              server.client.patch("/v1/functions/nobody", json={"fuel": 5}, headers={"if-match": "*"})):
+        assert error(r, 412, "precondition_failed")["message"]
+    for header in ({"if-match": "3 3"}, {"if-match": '"3'}, {"if-none-match": '"3"'},
+                   {"if-match": "*", "if-none-match": "*"}):
+        error(server.client.patch("/v1/functions/cond", json={"fuel": 5}, headers=header), 400, "bad_request")
+    assert server.client.get("/v1/functions/cond").json() == before
+    ok = server.client.patch("/v1/functions/cond", json={"fuel": 5}, headers={"if-match": f'"7777", {tag}'})
+    assert ok.status_code == 200 and ok.headers["etag"] != tag
+    created = server.client.put("/v1/functions/cond-new", content=wasm,
+                                headers={"content-type": "application/wasm", "if-none-match": "*"})
+    assert created.status_code == 201
+    assert server.client.delete("/v1/functions/cond-new", headers={"if-match": created.headers["etag"]}).status_code == 204
+
+
+# ---- finding 7: version numbers after a delete ---------------------------------------------
+
+def test_version_numbers_go_on_after_a_delete(server: Server, modules_dir: Path) -> None:
+    """The attack: after DELETE and a new deploy, numbering restarted at 1, so a caller pinned to
+    `name@1` silently got other code."""
+    hello = (modules_dir / "hello_handler.wasm").read_bytes()
+    echo = (modules_dir / "echo_handler.wasm").read_bytes()
+    assert server.deploy("pinned", hello).json()["version"] == 1
+    assert server.deploy("pinned", hello, fuel=1_000_000).json()["version"] == 2
+    assert server.client.get("/fn/pinned@1").content == b"Hello, world!\n"
+    assert server.client.delete("/v1/functions/pinned").status_code == 204
+    assert server.deploy("pinned", echo).json()["version"] == 3
+    error(server.client.get("/fn/pinned@1"), 404, "not_found")
+    error(server.client.get("/fn/pinned@2"), 404, "not_found")
+    assert server.client.get("/fn/pinned@3").status_code == 200

@@ -16,7 +16,7 @@ import pytest
 
 from wasmhost import errors
 from wasmhost.models import FunctionVersion, Limits, Route
-from wasmhost.registry import APPLICATION_ID, DB_FILE, Registry, validate_name
+from wasmhost.registry import APPLICATION_ID, DB_FILE, SCHEMA_VERSION, Registry, validate_name
 
 LIMITS = Limits(fuel=1_000_000, timeout_ms=1000, memory_mb=64)
 WASM = b"\0asm\x01\0\0\0"
@@ -237,7 +237,7 @@ def test_rollback_errors(reg: Registry) -> None:
     assert reg.resolve("fn").version == 1
 
 
-def test_delete_then_not_found_and_numbering_restarts(reg: Registry) -> None:
+def test_delete_then_not_found_and_numbering_goes_on(reg: Registry) -> None:
     deploy(reg, "fn")
     deploy(reg, "fn", b"two")
     deploy(reg, "other")
@@ -250,8 +250,13 @@ def test_delete_then_not_found_and_numbering_restarts(reg: Registry) -> None:
     with pytest.raises(errors.NotFound):
         reg.delete("fn")
     assert [f.name for f in reg.list()] == ["other"]
-    assert deploy(reg, "fn", b"again").version == 1
-    assert reg.read_blob(reg.resolve("fn").digest) == b"again"
+    # Numbers go on after a delete: a caller pinned to fn@1 must not get other code.
+    assert deploy(reg, "fn", b"again").version == 3
+    with pytest.raises(errors.NotFound):
+        reg.resolve("fn", 1)
+    reg.delete("fn")
+    assert deploy(reg, "fn", b"third").version == 4
+    assert reg.read_blob(reg.resolve("fn").digest) == b"third"
 
 
 # -- several registries on one directory ------------------------------------------------------
@@ -520,10 +525,12 @@ def test_a_schema_1_registry_is_upgraded_in_place(tmp_path: Path) -> None:
         assert reg.set_policy("old", private=True, concurrency=3).private is True
         assert reg.rollback("old").version == 1
         assert (reg.resolve("old").private, reg.resolve("old").concurrency) == (True, 3)
-    with Registry(tmp_path) as reg:  # and it opens again as schema 2
+    with Registry(tmp_path) as reg:  # and it opens again as the current schema
         assert reg.resolve("old", 1).private is True
+        reg.delete("old")  # schema 3's table of retired numbers is there too
+        assert deploy(reg, "old").version == 3
     conn = sqlite3.connect(tmp_path / DB_FILE)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
 
 

@@ -219,8 +219,10 @@ class CompiledCache:
         self.store_artifact(digest, module)
         return module, seconds
 
-    def store_artifact(self, digest: str, module: wasmtime.Module) -> None:
-        """Write the artifact, then its checksum (a crash in between leaves no sum: recompiled)."""
+    def store_artifact(self, digest: str, module: wasmtime.Module) -> bool:
+        """Write the artifact, then its checksum (a crash in between leaves no sum: recompiled).
+        False when it could not be written (a full disk): the module still runs, only the next
+        process's first call compiles, so that is logged, not raised."""
         path = self.artifact_path(digest)
         try:
             # A .sum left from an earlier artifact would describe other bytes: remove it first, so a
@@ -231,9 +233,22 @@ class CompiledCache:
                 pass
             _write_atomic(path, module.serialize())
             _write_atomic(path.with_suffix(".sum"), _checksum(path).encode())
+            return True
         except OSError as exc:
-            # The module still runs; only the next process's cold start pays.
             log.error("could not write artifact for %s: %s", digest[:12], exc)
+            self.discard_artifact(digest)
+            return False
+
+    def discard_artifact(self, digest: str) -> None:
+        """Remove the artifact and its sum (a deploy that failed after writing them)."""
+        path = self.artifact_path(digest)
+        for victim in (path.with_suffix(".sum"), path):
+            try:
+                victim.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("could not remove artifact file %s: %s", victim.name, exc.strerror)
 
     def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int,
                 shape: ModuleHints | None = None) -> PreparedModule:

@@ -56,6 +56,8 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     access.add_argument("--public", action="store_const", const=False, dest="private",
                         help="anyone may call it (the default for a new function)")
     deploy.add_argument("--concurrency", type=int, help="most calls of it running at once per worker (0: default)")
+    deploy.add_argument("--if-version", type=_positive, help="only if this is still the active version "
+                        "(else error precondition_failed): a deploy that cannot undo someone else's")
 
     invoke = add("invoke", cmd_invoke, "call a function and print its response body")
     invoke.add_argument("name", help="function name, or NAME@VERSION to call one version")
@@ -94,7 +96,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     with _client(args) as client:
         version = client.deploy(args.name, wasm, fuel=args.fuel, timeout_ms=args.timeout_ms,
                                 memory_mb=args.memory_mb, config=dict(args.env) or None, abi=args.abi,
-                                entrypoint=args.entrypoint, private=args.private, concurrency=args.concurrency)
+                                entrypoint=args.entrypoint, private=args.private, concurrency=args.concurrency,
+                                if_version=args.if_version)
         url = client.url
     if args.json:
         return _print_json(version)

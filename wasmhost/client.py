@@ -75,6 +75,11 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def _if_match(version: int | None) -> dict[str, str]:
+    """The If-Match header that makes a write conditional on `version` being active."""
+    return {} if version is None else {"if-match": f'"{int(version)}"'}
+
+
 def wasmhost_error(response: httpx.Response) -> ClientError | None:
     """The error a response carries in wasmhost's shape, or None: status >= 400, content type
     application/json, and a JSON object whose "error" is an object with a string "code"."""
@@ -204,10 +209,12 @@ class Client:
     def deploy(self, name: str, wasm: bytes, *, fuel: int | None = None, timeout_ms: int | None = None,
                memory_mb: int | None = None, config: dict[str, str] | None = None, abi: str | None = None,
                entrypoint: str | None = None, private: bool | None = None,
-               concurrency: int | None = None) -> dict[str, Any]:
+               concurrency: int | None = None, if_version: int | None = None) -> dict[str, Any]:
         """Upload a new version (it becomes active). Returns the version with `compile_ms` and
         `code_source`. Raw `application/wasm` when there is only limits, multipart otherwise.
-        `private`/`concurrency` set the function's policy (None: keep it)."""
+        `private`/`concurrency` set the function's policy (None: keep it). `if_version`: only if
+        that is still the active version (else ClientError `precondition_failed`, 412)."""
+        expect = _if_match(if_version)
         limits = {k: v for k, v in zip(LIMIT_KEYS, (fuel, timeout_ms, memory_mb)) if v is not None}
         if private is not None:
             limits["private"] = "true" if private else "false"
@@ -215,7 +222,7 @@ class Client:
             limits["concurrency"] = concurrency
         if config is None and abi is None and entrypoint is None:
             return self._json("PUT", self._fn(name), content=wasm, params=limits,
-                              headers={"content-type": "application/wasm"})
+                              headers={"content-type": "application/wasm", **expect})
         options: dict[str, Any] = {"config": config or {}, "limits": limits}
         if entrypoint is not None:
             options["entrypoint"] = entrypoint
@@ -223,14 +230,24 @@ class Client:
             options["abi"] = abi
         policy = {k: limits.pop(k) for k in ("private", "concurrency") if k in limits}
         return self._json("PUT", self._fn(name), data={"config": json.dumps(options)}, params=policy,
-                          files={"module": (f"{name}.wasm", wasm, "application/wasm")})
+                          files={"module": (f"{name}.wasm", wasm, "application/wasm")}, headers=expect)
+
+    def update(self, name: str, *, fuel: int | None = None, timeout_ms: int | None = None,
+               memory_mb: int | None = None, config: dict[str, str] | None = None,
+               if_version: int | None = None) -> dict[str, Any]:
+        """New limits and/or config as a new version; limits not given keep their values.
+        Returns the new version."""
+        body: dict[str, Any] = {k: v for k, v in zip(LIMIT_KEYS, (fuel, timeout_ms, memory_mb)) if v is not None}
+        if config is not None:
+            body["config"] = config
+        return dict(self._json("PATCH", self._fn(name), json=body, headers=_if_match(if_version)))
 
     def set_policy(self, name: str, *, private: bool | None = None,
-                   concurrency: int | None = None) -> dict[str, Any]:
+                   concurrency: int | None = None, if_version: int | None = None) -> dict[str, Any]:
         """Make a function private or public, or set how many of its calls may run at once
         (0: the server default). No new version. Returns the active version."""
         body = {k: v for k, v in (("private", private), ("concurrency", concurrency)) if v is not None}
-        return dict(self._json("PATCH", self._fn(name), json=body))
+        return dict(self._json("PATCH", self._fn(name), json=body, headers=_if_match(if_version)))
 
     def list(self) -> list[dict[str, Any]]:
         """Every function with its active version (no version history)."""
@@ -240,13 +257,13 @@ class Client:
         """One function: `active_version`, `active`, `versions` (all of them), times."""
         return dict(self._json("GET", self._fn(name)))
 
-    def delete(self, name: str) -> None:
-        self._admin("DELETE", self._fn(name))
+    def delete(self, name: str, if_version: int | None = None) -> None:
+        self._admin("DELETE", self._fn(name), headers=_if_match(if_version))
 
-    def rollback(self, name: str, version: int | None = None) -> dict[str, Any]:
+    def rollback(self, name: str, version: int | None = None, if_version: int | None = None) -> dict[str, Any]:
         """Make `version` active (None: the one before the active one). Returns that version."""
         body = {} if version is None else {"version": version}
-        return dict(self._json("POST", self._fn(name) + "/rollback", json=body))
+        return dict(self._json("POST", self._fn(name) + "/rollback", json=body, headers=_if_match(if_version)))
 
     def logs(self, name: str, limit: int = 20, request_id: str | None = None) -> builtins.list[dict[str, Any]]:
         """Recent invocations of `name`, newest first, each with its log lines."""

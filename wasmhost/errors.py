@@ -74,6 +74,20 @@ class Unauthorized(WasmhostError):
     http_status = 401
 
 
+class PreconditionFailed(WasmhostError):
+    """A write's If-Match / If-None-Match did not hold: the function changed since it was read."""
+
+    code = "precondition_failed"
+    http_status = 412
+
+
+class StorageFull(WasmhostError):
+    """The disk or the database is full: nothing was stored (507 Insufficient Storage, RFC 4918)."""
+
+    code = "storage_full"
+    http_status = 507
+
+
 class Overloaded(WasmhostError):
     code = "overloaded"
     http_status = 503
@@ -127,6 +141,7 @@ class NonZeroExit(GuestError):
 
 
 ALL_ERRORS: tuple[type[WasmhostError], ...] = (
-    InternalError, BadRequest, NotFound, InvalidModule, TooLarge, RequestTimeout, Unauthorized, Overloaded,
+    InternalError, BadRequest, NotFound, InvalidModule, TooLarge, RequestTimeout, Unauthorized,
+    PreconditionFailed, StorageFull, Overloaded,
     FuelExhausted, Timeout, MemoryLimit, Trap, BadResponse, NonZeroExit,
 )

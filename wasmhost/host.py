@@ -23,7 +23,7 @@ from .cache import CompiledCache
 from .compiler import CompileBudget, ModuleCompiler, compile_module
 from .engine import WasmEngine, shared_engine
 from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
-from .models import Abi, Deployment, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
+from .models import Abi, Deployment, Expect, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
 from .registry import Registry, validate_name
 from .sandbox import Sandbox
 from .settings import MIB, Settings
@@ -133,10 +133,13 @@ class Host:
     def deploy(self, name: str, wasm: bytes, *, limits: Limits | Mapping[str, Any] | None = None,
                config: Mapping[str, Any] | None = None, abi: Abi | None = None,
                entrypoint: str | None = None, private: bool | None = None,
-               concurrency: int | None = None) -> Deployment:
+               concurrency: int | None = None, expect: Expect | None = None) -> Deployment:
         """Validate, precompile and store a new version; it becomes active at once.
-        `private`/`concurrency` set the function's policy (None: keep it; see `set_policy`)."""
+        `private`/`concurrency` set the function's policy (None: keep it; see `set_policy`).
+        `expect` is checked before compiling and again when the version commits."""
         validate_name(name)
+        if expect is not None:  # fail early, before the work of compiling; checked again at commit
+            self.registry.check_expect(name, expect)
         self.check_concurrency(concurrency)
         if len(wasm) > self.settings.max_module_bytes:
             raise TooLarge(f"module of {len(wasm)} bytes exceeds the limit of {self.settings.max_module_bytes} bytes",
@@ -170,32 +173,53 @@ class Host:
             routes = self.sandbox.collect_routes(prepared, probe)
             check_route_targets(module, routes)
 
-        # Valid: only now does anything reach the disk (artifact, blob, then the row).
-        if found is None:
-            self.cache.store_artifact(digest, module)
-        self.registry.put_blob(wasm)
-        version = self.registry.create_version(
-            name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
-            limits=resolved, config=variables, entrypoint=entrypoint, routes=routes, private=private,
-            concurrency=concurrency)
+        # Valid: only now does anything reach the disk (artifact, blob, then the row). A deploy
+        # that fails on the way (a full disk, a precondition that no longer holds) removes what
+        # it wrote, so that it leaves nothing behind to take the space of the next one.
+        wrote_artifact = found is None and self.cache.store_artifact(digest, module)
+        wrote_blob = not self.registry.has_blob(digest)
+        try:
+            self.registry.put_blob(wasm)
+            version = self.registry.create_version(
+                name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
+                limits=resolved, config=variables, entrypoint=entrypoint, routes=routes, private=private,
+                concurrency=concurrency, expect=expect)
+        except BaseException:
+            self._undo_writes(digest, wrote_artifact, wrote_blob)
+            raise
         self.cache.put(prepared)
         log.info("deployed %s v%d (%s, %d bytes, %s)", name, version.version, shape.abi, len(wasm), tier)
         return Deployment(version, compile_seconds, tier)  # type: ignore[arg-type]
 
+    def _undo_writes(self, digest: str, artifact: bool, blob: bool) -> None:
+        """What a failed deploy wrote goes, unless a version uses it (an equal module deployed
+        meanwhile). Never raises: the deploy's own error is the one to report."""
+        try:
+            if blob:
+                self.registry.discard_blob(digest)
+            if artifact and digest not in self.registry.referenced_digests():
+                self.cache.discard_artifact(digest)
+        except Exception:
+            log.exception("could not remove what a failed deploy of %s wrote", digest[:12])
+
     def update(self, name: str, *, limits: Mapping[str, Any] | None = None,
-               config: Mapping[str, Any] | None = None) -> FunctionVersion:
-        """New limits/config as a new version (versions are immutable); applies from the next call."""
-        current = self.registry.resolve(name)
-        new_limits = self.settings.resolve_limits(limits, base=current.limits) if limits is not None else None
+               config: Mapping[str, Any] | None = None, private: bool | None = None,
+               concurrency: int | None = None, expect: Expect | None = None) -> FunctionVersion:
+        """Change what is named, as one write; applies from the next call. Limits and config make
+        a new version (versions are immutable); limits not named keep the values of the version
+        active when the change commits, not of the one this call read (see Registry.update)."""
+        changes = self.settings.check_limits(limits) if limits is not None else None
         new_config = check_config(config) if config is not None else None
-        return self.registry.update(name, limits=new_limits, config=new_config)
+        self.check_concurrency(concurrency)
+        return self.registry.update(name, limits=changes, config=new_config, private=private,
+                                    concurrency=concurrency, expect=expect)
 
     def set_policy(self, name: str, *, private: bool | None = None,
-                   concurrency: int | None = None) -> FunctionVersion:
+                   concurrency: int | None = None, expect: Expect | None = None) -> FunctionVersion:
         """Who may call a function (private: only with a token) and how many of its calls may
         run on worker threads at once (0: the server default). Applies from the next call."""
         self.check_concurrency(concurrency)
-        return self.registry.set_policy(name, private=private, concurrency=concurrency)
+        return self.registry.set_policy(name, private=private, concurrency=concurrency, expect=expect)
 
     def check_concurrency(self, concurrency: int | None) -> None:
         if concurrency is None:
@@ -212,12 +236,12 @@ class Host:
     def list(self) -> list[FunctionInfo]:
         return self.registry.list()
 
-    def rollback(self, name: str, version: int | None = None) -> FunctionVersion:
-        return self.registry.rollback(name, version)
+    def rollback(self, name: str, version: int | None = None, expect: Expect | None = None) -> FunctionVersion:
+        return self.registry.rollback(name, version, expect)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, expect: Expect | None = None) -> None:
         info = self.registry.get(name)
-        self.registry.delete(name)
+        self.registry.delete(name, expect)
         still_used = self.registry.referenced_digests()
         for v in info.versions:
             if v.digest not in still_used:

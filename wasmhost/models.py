@@ -114,6 +114,25 @@ class FunctionVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Expect:
+    """What a write expects of a function when it commits (HTTP If-Match / If-None-Match), so
+    that a read-modify-write cannot silently undo another client's change made in between.
+
+    `versions`: one of these must be the active version (If-Match: "3"); `exists`: True, the
+    function must exist (If-Match: *); False, it must not (If-None-Match: *).
+    """
+
+    versions: frozenset[int] | None = None
+    exists: bool | None = None
+
+    def allows(self, active: int | None) -> bool:
+        """Whether a write may go ahead when `active` is the active version (None: no function)."""
+        if self.exists is not None and self.exists != (active is not None):
+            return False
+        return self.versions is None or active in self.versions
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionInfo:
     """A function: its name, the active version and every version it has."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import itertools
 import json
@@ -29,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from wasmhost import errors
-from wasmhost.models import FunctionInfo, FunctionVersion, Limits, Route
+from wasmhost.models import Expect, FunctionInfo, FunctionVersion, Limits, Route
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
 DB_FILE = "registry.sqlite3"
 APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
-SCHEMA_VERSION = 2  # 2: functions.private and functions.concurrency
+SCHEMA_VERSION = 3  # 2: functions.private and functions.concurrency; 3: retired
 BUSY_TIMEOUT_S = 10.0
 CACHE_MAX_ENTRIES = 4096
 
@@ -50,6 +51,9 @@ _SCHEMA = (
     " config TEXT NOT NULL, entrypoint TEXT, routes TEXT NOT NULL, created_at REAL NOT NULL,"
     " PRIMARY KEY (name, version))",
     "CREATE INDEX versions_by_digest ON versions (digest)",
+    # The last version number of each deleted function: a name deployed again goes on from
+    # there, so `name@N` never means other code than it meant before the delete.
+    "CREATE TABLE retired (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL)",
 )
 _COLUMNS = ("name", "version", "digest", "size", "abi", "imports", "exports", "fuel",
             "timeout_ms", "memory_mb", "config", "entrypoint", "routes", "created_at")
@@ -60,6 +64,7 @@ _V = ", ".join("v." + c for c in _COLUMNS) + ", f.private, f.concurrency"
 _MIGRATIONS = {
     1: ("ALTER TABLE functions ADD COLUMN private INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE functions ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0"),
+    2: ("CREATE TABLE retired (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL)",),
 }
 _SELECT_ONE = (f"SELECT {_V} FROM functions f JOIN versions v ON v.name = f.name"
                " AND v.version = coalesce(?, f.active_version) WHERE f.name = ?")
@@ -111,6 +116,15 @@ def _check_config(config: Mapping[str, str]) -> dict[str, str]:
     return dict(config)
 
 
+def _check_limit_changes(limits: Mapping[str, int]) -> None:
+    """A partial change of limits: known names, non-negative integers that fit a column."""
+    known = Limits.__dataclass_fields__
+    if not isinstance(limits, Mapping) or not all(
+            k in known and type(v) is int and 0 <= v < 2**63 for k, v in limits.items()):
+        raise errors.BadRequest(f"invalid limits {dict(limits) if isinstance(limits, Mapping) else limits!r}"[:160]
+                                + ": limits are fuel, timeout_ms, memory_mb, as non-negative integers")
+
+
 def _check_policy(private: bool | None, concurrency: int | None) -> None:
     if private is not None and type(private) is not bool:
         raise errors.BadRequest(f"private must be true or false, got {private!r}"[:120])
@@ -124,8 +138,38 @@ def _check_strings(what: str, items: Sequence[str]) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _db_error(exc: sqlite3.Error) -> errors.InternalError:
+# What a full disk looks like: ENOSPC; EDQUOT (a quota); EFBIG (a file size limit, RLIMIT_FSIZE).
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _db_error(exc: sqlite3.Error) -> errors.WasmhostError:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return errors.StorageFull("the registry database cannot grow: the disk is full; nothing was stored")
     return errors.InternalError(f"registry database error: {exc}")
+
+
+def storage_error(exc: OSError, what: str) -> errors.WasmhostError:
+    """A failed write of ours as the error a client should see: storage_full for a full disk."""
+    if exc.errno in _FULL_ERRNOS:
+        return errors.StorageFull(f"could not store {what}: the disk is full; nothing was stored")
+    return errors.InternalError(f"could not store {what}: {exc.strerror}")
+
+
+def _check_expect(conn: sqlite3.Connection, name: str, expect: Expect | None) -> None:
+    """Refuse the write (inside its transaction) when the function is not as the client expects."""
+    if expect is None:
+        return
+    row = conn.execute("SELECT active_version FROM functions WHERE name = ?", (name,)).fetchone()
+    active = row[0] if row is not None else None
+    if not expect.allows(active):
+        if active is None:
+            raise errors.PreconditionFailed(f"function {name!r} does not exist (If-Match)", active_version=None)
+        if expect.exists is False:
+            raise errors.PreconditionFailed(f"function {name!r} exists already (If-None-Match: *)",
+                                            active_version=active)
+        raise errors.PreconditionFailed(
+            f"function {name!r} changed: its active version is {active}, not the one If-Match names; "
+            "read it again and retry", active_version=active)
 
 
 # SQLite's WAL index (the -shm file, https://sqlite.org/walformat.html) starts with two
@@ -360,8 +404,27 @@ class Registry:
                 raise
             _fsync_dir(shard)
         except OSError as exc:
-            raise errors.InternalError(f"could not store module blob {digest}: {exc.strerror}") from exc
+            raise storage_error(exc, f"module blob {digest}") from exc
         return digest
+
+    def discard_blob(self, digest: str) -> bool:
+        """Remove the blob of a deploy that failed after writing it, unless a version references
+        it (another deploy of the same bytes may have committed meanwhile). Under the write
+        lock, as gc_blobs: a commit checks its blob inside that lock. True if removed."""
+        path = self.blob_path(digest)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM versions WHERE digest = ? LIMIT 1", (digest,)).fetchone():
+                return False
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise errors.InternalError(f"could not remove module blob {digest}: {exc.strerror}") from exc
+        return True
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).exists()
 
     def read_blob(self, digest: str) -> bytes:
         """The module bytes, verified against their digest (a bad disk must not run bad code)."""
@@ -485,6 +548,13 @@ class Registry:
             rows = conn.execute(_SELECT_INFO + " ORDER BY f.name, v.version").fetchall()
         return _infos_from_rows(rows)
 
+    def check_expect(self, name: str, expect: Expect) -> None:
+        """PreconditionFailed unless `name` is as `expect` says (a read: writes check in their
+        own transaction)."""
+        validate_name(name)
+        with self._read() as conn:
+            _check_expect(conn, name, expect)
+
     def referenced_digests(self) -> set[str]:
         with self._read() as conn:
             return {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
@@ -494,9 +564,11 @@ class Registry:
     def create_version(self, name: str, *, digest: str, size: int, abi: str, imports: Sequence[str],
                        exports: Sequence[str], limits: Limits, config: Mapping[str, str],
                        entrypoint: str | None = None, routes: Sequence[Route] = (),
-                       private: bool | None = None, concurrency: int | None = None) -> FunctionVersion:
+                       private: bool | None = None, concurrency: int | None = None,
+                       expect: Expect | None = None) -> FunctionVersion:
         """Append a version (creating the function if new) and make it active, in one transaction.
-        `private` and `concurrency` set the function's policy; None keeps it (new: public, 0)."""
+        `private` and `concurrency` set the function's policy; None keeps it (new: public, 0).
+        `expect`: PreconditionFailed, and nothing written, unless the function is as expected."""
         validate_name(name)
         _check_digest(digest)
         if type(size) is not int or size < 0:
@@ -514,6 +586,7 @@ class Registry:
             routes=tuple(routes))
         _check_policy(private, concurrency)
         with self._write() as conn:
+            _check_expect(conn, name, expect)
             self._check_blob(digest, size)  # inside the write lock, so gc_blobs cannot race us
             row = conn.execute("SELECT private, concurrency FROM functions WHERE name = ?", (name,)).fetchone()
             old_private, old_concurrency = row if row is not None else (False, 0)
@@ -524,50 +597,67 @@ class Registry:
             self._insert(conn, fv)
         return fv
 
-    def update(self, name: str, *, limits: Limits | None = None, config: Mapping[str, str] | None = None,
-               entrypoint: str | None = None) -> FunctionVersion:
-        """New active version from the active one with changed fields (config is replaced, not merged;
-        entrypoint "" clears it)."""
+    def update(self, name: str, *, limits: Limits | Mapping[str, int] | None = None,
+               config: Mapping[str, str] | None = None, entrypoint: str | None = None,
+               private: bool | None = None, concurrency: int | None = None,
+               expect: Expect | None = None) -> FunctionVersion:
+        """Change what is named, in one transaction, and return the active version as it now
+        resolves.
+
+        `limits` is a partial change ({"fuel": 5}; a `Limits` names all three), merged inside the transaction into the
+        version active at commit: two updates naming different fields compose, whatever their
+        order, and neither undoes the other (nor a deploy that committed in between). Limits,
+        config (replaced, not merged) and entrypoint ("" clears it) make a new version; the
+        policy (`private`, `concurrency`) is the function's and makes none.
+        """
         validate_name(name)
-        if limits is None and config is None and entrypoint is None:
-            raise errors.BadRequest("nothing to update: give limits, config or entrypoint")
+        if limits is None and config is None and entrypoint is None and private is None and concurrency is None:
+            raise errors.BadRequest("nothing to update: give limits, config, entrypoint, private or concurrency")
         if entrypoint is not None and not isinstance(entrypoint, str):
             raise errors.BadRequest("entrypoint must be a string")
-        changes: dict[str, Any] = {}
+        if isinstance(limits, Limits):
+            limits = limits.to_dict()
         if limits is not None:
-            changes["limits"] = _check_limits(limits)
+            _check_limit_changes(limits)
+        changes: dict[str, Any] = {}
         if config is not None:
             changes["config"] = _check_config(config)
         if entrypoint is not None:
             changes["entrypoint"] = entrypoint or None
+        _check_policy(private, concurrency)
         with self._write() as conn:
+            _check_expect(conn, name, expect)
             active = self._load(conn, name, None)
-            fv = dataclasses.replace(active, **changes, version=self._next_version(conn, name),
-                                     created_at=time.time())
-            self._insert(conn, fv)
-        return fv
+            if private is not None or concurrency is not None:
+                conn.execute("UPDATE functions SET private = coalesce(?, private),"
+                             " concurrency = coalesce(?, concurrency), updated_at = ? WHERE name = ?",
+                             (private, concurrency, time.time(), name))
+                active = dataclasses.replace(active, private=active.private if private is None else private,
+                                             concurrency=active.concurrency if concurrency is None else concurrency)
+            if limits or changes:
+                if limits:
+                    changes["limits"] = dataclasses.replace(active.limits, **limits)
+                active = dataclasses.replace(active, **changes, version=self._next_version(conn, name),
+                                             created_at=time.time())
+                self._insert(conn, active)
+        return active
 
     def set_policy(self, name: str, *, private: bool | None = None,
-                   concurrency: int | None = None) -> FunctionVersion:
+                   concurrency: int | None = None, expect: Expect | None = None) -> FunctionVersion:
         """Change who may call a function and how many of its calls may run at once. This is
         the function's, not a version's: no new version, and rollbacks leave it as it is.
         Returns the active version as it now resolves."""
-        validate_name(name)
         if private is None and concurrency is None:
             raise errors.BadRequest("nothing to change: give private and/or concurrency")
-        _check_policy(private, concurrency)
-        with self._write() as conn:
-            conn.execute("UPDATE functions SET private = coalesce(?, private),"
-                         " concurrency = coalesce(?, concurrency), updated_at = ? WHERE name = ?",
-                         (private, concurrency, time.time(), name))
-            return self._load(conn, name, None)
+        return self.update(name, private=private, concurrency=concurrency, expect=expect)
 
-    def rollback(self, name: str, version: int | None = None) -> FunctionVersion:
+    def rollback(self, name: str, version: int | None = None, expect: Expect | None = None) -> FunctionVersion:
         """Make `version` active again (None: the highest version below the active one)."""
         validate_name(name)
         if version is not None:
             _check_version(version)
         with self._write() as conn:
+            _check_expect(conn, name, expect)
             active = self._load(conn, name, None)
             if version is None:
                 (version,) = conn.execute("SELECT max(version) FROM versions WHERE name = ? AND version < ?",
@@ -579,13 +669,18 @@ class Registry:
                          (version, time.time(), name))
         return target
 
-    def delete(self, name: str) -> None:
-        """Remove the function and all its versions; its blobs go later, through gc_blobs."""
+    def delete(self, name: str, expect: Expect | None = None) -> None:
+        """Remove the function and all its versions; its blobs go later, through gc_blobs. Its
+        last version number is kept, so that a new function of that name numbers on from it."""
         validate_name(name)
         with self._write() as conn:
+            _check_expect(conn, name, expect)
+            last = self._next_version(conn, name) - 1
             if conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount == 0:
                 raise errors.NotFound(f"no function named {name!r}")
             conn.execute("DELETE FROM versions WHERE name = ?", (name,))
+            conn.execute("INSERT INTO retired (name, last_version) VALUES (?, ?) ON CONFLICT (name)"
+                         " DO UPDATE SET last_version = max(last_version, excluded.last_version)", (name, last))
 
     def gc_blobs(self, min_age_s: float = 3600.0) -> list[str]:
         """Delete unreferenced blobs older than `min_age_s` (and stale temp files); return their digests.
@@ -644,8 +739,11 @@ class Registry:
 
     @staticmethod
     def _next_version(conn: sqlite3.Connection, name: str) -> int:
-        (last,) = conn.execute("SELECT max(version) FROM versions WHERE name = ?", (name,)).fetchone()
-        return (last or 0) + 1
+        """One more than any number `name` has had, its deleted versions' included."""
+        (last,) = conn.execute(
+            "SELECT max(coalesce((SELECT max(version) FROM versions WHERE name = ?), 0),"
+            " coalesce((SELECT last_version FROM retired WHERE name = ?), 0))", (name, name)).fetchone()
+        return last + 1
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, fv: FunctionVersion) -> None:

@@ -7,6 +7,7 @@ registry write run on Starlette's thread pool, never on the event loop.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
 
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from ..errors import BadRequest, TooLarge
 from ..host import Host
 from ..logstore import LogStore
+from ..models import Expect
 from ..registry import validate_name
 from .auth import AdminAuth
 from .invoke import DIGITS, read_body
@@ -75,6 +77,50 @@ def _query(request: Request) -> dict[str, str]:
                 raise BadRequest(f"query parameter {key[:40]!r} is given more than once; give it once")
             seen.add(key)
     return params
+
+
+# RFC 9110 §8.8.3 entity-tag: [W/] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E / obs-text.
+_ETAG = re.compile(rb'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
+_BARE_VERSION = re.compile(rb"[ \t]*([0-9]{1,18})[ \t]*(?:,|$)")
+
+
+def etag(version: int) -> str:
+    """A function's ETag: its active version, which every change of code, limits or config
+    moves (numbers are never reused, not even after a delete)."""
+    return f'"{version}"'
+
+
+def _expect_from(request: Request) -> Expect | None:
+    """If-Match / If-None-Match as a precondition for a write (RFC 9110 §13.1.1-2).
+
+    If-Match takes `*` or a list of ETags (`"3"`, as GET returns; a bare version number `3` is
+    accepted too); weak tags never match (strong comparison). If-None-Match takes only `*`
+    (create, don't replace). A header that cannot be read is 400, not ignored.
+    """
+    if_match = b",".join(v for k, v in request.scope["headers"] if k == b"if-match")
+    if_none = b",".join(v for k, v in request.scope["headers"] if k == b"if-none-match")
+    if not if_match and not if_none:
+        return None
+    if if_none:
+        if if_match:
+            raise BadRequest("give If-Match or If-None-Match, not both")
+        if if_none.strip() != b"*":
+            raise BadRequest('If-None-Match takes only "*" here (create the function only if it does not exist)')
+        return Expect(exists=False)
+    if if_match.strip() == b"*":
+        return Expect(exists=True)
+    versions: set[int] = set()
+    at = 0
+    while at < len(if_match):
+        match = _ETAG.match(if_match, at) or _BARE_VERSION.match(if_match, at)
+        if match is None or match.end() == at:
+            raise BadRequest('If-Match must be "*" or ETags such as "3" (the active version, as GET shows it)')
+        if match.re is _BARE_VERSION:
+            versions.add(int(match.group(1)))
+        elif match.group(1) is None and _BARE_VERSION.fullmatch(match.group(2)):  # weak tags never match
+            versions.add(int(match.group(2)))
+        at = match.end()
+    return Expect(versions=frozenset(versions))
 
 
 def _limits_from(query: Mapping[str, str], body: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,17 +190,18 @@ class AdminApi:
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f'"{key}" must be a string')
         private, concurrency = self._policy(query, options)
+        expect = _expect_from(request)
         try:
             deployment = await run_in_threadpool(
                 self.host.deploy, name, wasm, limits=limits, config=_config_from(options),
-                abi=abi, entrypoint=entrypoint, private=private, concurrency=concurrency)
+                abi=abi, entrypoint=entrypoint, private=private, concurrency=concurrency, expect=expect)
         except Exception:
             self.metrics.deploys.labels("refused").inc()
             raise
         self.metrics.deploys.labels("ok").inc()
         self.metrics.compile_seconds.inc(deployment.compile_seconds)
         return JSONResponse(deployment.to_dict(), status_code=201,
-                            headers={"location": f"/v1/functions/{name}"})
+                            headers={"location": f"/v1/functions/{name}", "etag": etag(deployment.version.version)})
 
     async def _read_upload(self, request: Request) -> tuple[bytes, dict[str, Any]]:
         """Raw `application/wasm`, or multipart with a `module` file and an optional `config` JSON part."""
@@ -194,7 +241,7 @@ class AdminApi:
     async def get(self, request: Request) -> Response:
         self.auth.check(request)
         info = await run_in_threadpool(self.host.get, request.path_params["name"])
-        return JSONResponse(info.to_dict())
+        return JSONResponse(info.to_dict(), headers={"etag": etag(info.active.version)})
 
     async def patch(self, request: Request) -> Response:
         self.auth.check(request)
@@ -204,20 +251,14 @@ class AdminApi:
         limits = _limits_from(query, body)
         config = _config_from(body)
         private, concurrency = self._policy(query, body)
-        has_policy = private is not None or concurrency is not None
-        if not limits and config is None and not has_policy:
+        expect = _expect_from(request)
+        if not limits and config is None and private is None and concurrency is None:
             raise BadRequest("nothing to update: give limits, config, private or concurrency")
-
-        def update() -> Any:  # the policy is checked already: a refused update changes nothing
-            version = None
-            if limits or config is not None:
-                version = self.host.update(name, limits=limits or None, config=config)
-            if has_policy:
-                version = self.host.set_policy(name, private=private, concurrency=concurrency)
-            return version
-
-        version = await run_in_threadpool(update)
-        return JSONResponse(version.to_dict())
+        # One write: limits not named keep their values in the version active when it commits.
+        version = await run_in_threadpool(
+            lambda: self.host.update(name, limits=limits or None, config=config, private=private,
+                                     concurrency=concurrency, expect=expect))
+        return JSONResponse(version.to_dict(), headers={"etag": etag(version.version)})
 
     async def _json_body(self, request: Request) -> bytes:
         return await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s)
@@ -233,13 +274,13 @@ class AdminApi:
             if isinstance(raw, bool) or not DIGITS.fullmatch(str(raw)) or int(raw) < 1:
                 raise BadRequest(f"version must be a positive integer, got {raw!r}"[:120])
             version = int(raw)
-        fv = await run_in_threadpool(self.host.rollback, name, version)
-        return JSONResponse(fv.to_dict())
+        fv = await run_in_threadpool(self.host.rollback, name, version, _expect_from(request))
+        return JSONResponse(fv.to_dict(), headers={"etag": etag(fv.version)})
 
     async def delete(self, request: Request) -> Response:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
-        await run_in_threadpool(self.host.delete, name)
+        await run_in_threadpool(self.host.delete, name, _expect_from(request))
         await run_in_threadpool(self.logs.forget, name)
         return Response(status_code=204)
 

@@ -26,17 +26,32 @@ POLICY_PARAMS = [
      "once, per worker process (0: the server default)", "schema": {"type": "integer", "minimum": 0}},
 ]
 AUTH = [{"bearer": []}]
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "description": 'write only if the active version is still this one: an ETag as GET returns it ("3"), '
+                           'a list of them, or "*" (the function exists); else 412 precondition_failed',
+            "schema": {"type": "string"}}
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                 "description": '"*": create the function only if it does not exist yet (else 412)',
+                 "schema": {"enum": ["*"]}}
+ETAG = {"ETag": {"description": 'the active version as an entity tag ("3"), for If-Match',
+                 "schema": {"type": "string"}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "bad request or invalid module", 401: "missing or invalid admin token", 404: "not found",
-            408: "the request body did not arrive in time (request_timeout)", 413: "too large", 502: "the function failed (trap, memory_limit, bad_response, nonzero_exit)",
-            503: "overloaded (see Retry-After)", 504: "fuel_exhausted or timeout"}
+            408: "the request body did not arrive in time (request_timeout)", 412: "If-Match or If-None-Match "
+            "did not hold: the function changed (precondition_failed)", 413: "too large",
+            502: "the function failed (trap, memory_limit, bad_response, nonzero_exit)",
+            503: "overloaded (see Retry-After)", 504: "fuel_exhausted or timeout",
+            507: "the disk or the database is full; nothing was stored (storage_full)"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
 
 
 def _invoke_operation(method: str, with_path: bool) -> dict[str, Any]:
@@ -72,7 +87,8 @@ def build_openapi() -> dict[str, Any]:
                 "tags": ["admin"], "security": AUTH,
                 "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS,
                                {"name": "abi", "in": "query", "schema": {"enum": ["handler", "wagi"]}},
-                               {"name": "entrypoint", "in": "query", "schema": {"type": "string"}}],
+                               {"name": "entrypoint", "in": "query", "schema": {"type": "string"}},
+                               IF_MATCH, IF_NONE_MATCH],
                 "requestBody": {"required": True, "content": {
                     "application/wasm": {"schema": {"type": "string", "format": "binary"}},
                     "multipart/form-data": {"schema": {"type": "object", "required": ["module"], "properties": {
@@ -82,30 +98,34 @@ def build_openapi() -> dict[str, Any]:
                                                                    '"private": false, "concurrency": 0}'}}}}}},
                 "responses": {"201": _json({"allOf": [version_ref, {"type": "object", "properties": {
                     "compile_ms": {"type": "number"}, "code_source": {"enum": ["compile", "disk"]}}}]},
-                    "deployed"), **_errors(400, 401, 408, 413)}},
+                    "deployed", ETAG), **_errors(400, 401, 408, 412, 413, 507)}},
             "get": {"summary": "A function with all its versions", "operationId": "get_function",
                     "tags": ["admin"], "security": AUTH, "parameters": [NAME],
-                    "responses": {"200": _json(function_ref, "the function"), **_errors(400, 401, 404)}},
+                    "responses": {"200": _json(function_ref, "the function", ETAG), **_errors(400, 401, 404)}},
             "patch": {"summary": "Change limits or config (a new version, active from the next call), "
                                  "or the function's private/concurrency policy (no new version)",
                       "operationId": "update_function", "tags": ["admin"], "security": AUTH,
-                      "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS],
+                      "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS, IF_MATCH],
                       "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                           "limits": {"$ref": "#/components/schemas/Limits"},
                           "config": {"type": "object", "additionalProperties": {"type": "string"}},
                           "private": {"type": "boolean"}, "concurrency": {"type": "integer", "minimum": 0}}}}}},
-                      "responses": {"200": _json(version_ref, "the active version"), **_errors(400, 401, 404, 408)}},
-            "delete": {"summary": "Delete a function and all its versions", "operationId": "delete_function",
-                       "tags": ["admin"], "security": AUTH, "parameters": [NAME],
-                       "responses": {"204": {"description": "deleted"}, **_errors(400, 401, 404)}},
+                      "responses": {"200": _json(version_ref, "the active version", ETAG),
+                                    **_errors(400, 401, 404, 408, 412, 507)}},
+            "delete": {"summary": "Delete a function and all its versions (its version numbers are "
+                                  "not reused by a new function of that name)", "operationId": "delete_function",
+                       "tags": ["admin"], "security": AUTH, "parameters": [NAME, IF_MATCH],
+                       "responses": {"204": {"description": "deleted"}, **_errors(400, 401, 404, 412, 507)}},
         },
         "/v1/functions/{name}/rollback": {"post": {
             "summary": "Make an earlier version active (default: the one before the active one)",
             "operationId": "rollback_function", "tags": ["admin"], "security": AUTH,
-            "parameters": [NAME, {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+            "parameters": [NAME, {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                           IF_MATCH],
             "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                 "version": {"type": "integer", "minimum": 1}}}}}},
-            "responses": {"200": _json(version_ref, "the now active version"), **_errors(400, 401, 404)}}},
+            "responses": {"200": _json(version_ref, "the now active version", ETAG),
+                          **_errors(400, 401, 404, 412, 507)}}},
         "/v1/functions/{name}/logs": {"get": {
             "summary": "Recent invocations that wrote log lines or failed, with their logs, newest first", "operationId": "function_logs",
             "tags": ["admin"], "security": AUTH,
