@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -26,13 +27,14 @@ class Server:
 
     def __init__(self, data_dir: Path, *, token: str | None = None, workers: int = 1,
                  env: dict[str, str] | None = None, extra_args: tuple[str, ...] = (), port: int | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", preexec: Callable[[], None] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.token = token
         self.workers = workers
         self.env = env or {}
         self.extra_args = extra_args
         self.host = host
+        self.preexec = preexec  # runs in the server's process before it starts (e.g. setrlimit)
         self.port = port or free_port()
         self.url = f"http://{host}:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -54,7 +56,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wasmhost", "serve", "--host", self.host, "--port", str(self.port),
              "--workers", str(self.workers), "--log-level", "warning", *self.extra_args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=self.preexec)
         log.close()
         if wait:
             self.wait_ready()
