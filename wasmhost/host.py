@@ -293,13 +293,13 @@ class Host:
             log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
         return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}
 
-    def invoke_inline(self, name: str, request: Request | bytes, version: int | None = None,
-                      authorized: bool = True) -> Invocation | None:
-        """Run a call on the calling thread when it is cheap, else return None.
+    def invoke_inline(self, fv: FunctionVersion, request: Request | bytes) -> Invocation | None:
+        """Run a call of the resolved version `fv` (see `resolve`) on the calling thread when
+        it is cheap, else return None.
 
         Cheap: the module is in the memory tier, speaks `handler` without WASI, and
         finishes within INLINE_FUEL and INLINE_HOST_CALLS. A call that runs out of
-        that budget is abandoned (None) and must be rerun with `invoke` on a worker;
+        that budget is abandoned (None) and must be rerun with `run` on a worker;
         that is safe because a guest has no effects outside its fresh instance. A
         function that overran is not tried inline again for INLINE_BACKOFF_S. This
         saves the thread hop (~100 µs over HTTP here) for the calls that are shorter
@@ -309,7 +309,6 @@ class Host:
         (the HTTP route's way: no Request object unless the call goes to a worker);
         those are only run on the C path (`Sandbox.plain_handler`), else None.
         """
-        fv = self.resolve(name, version, authorized)
         if fv.abi != "handler":
             return None
         encoded = type(request) is bytes

@@ -44,6 +44,11 @@ class Settings:
     function_queue: int = 64
     # A function call's whole request body must arrive within this (slow-drip clients).
     body_timeout_s: int = 30
+    # Request and response bodies held in memory at once, per worker process (bodies being
+    # received, and answers over 64 KiB waiting for the client to take them); past it, 503.
+    max_buffered_bytes: int = 256 * MIB
+    # A connection whose client takes no byte of a pending answer for this long is closed.
+    send_timeout_s: int = 30
     # Compiling at deploy: a module over isolate_compile_above_bytes (0: every module) compiles
     # in a child process that may take at most max_compile_seconds and max_compile_mb of memory.
     max_compile_seconds: int = 30
@@ -123,9 +128,13 @@ class Settings:
                 raise BadRequest(f"default_{name}={default} must be positive and at most max_{name}={maximum}")
         for name in ("max_module_bytes", "max_request_bytes", "max_response_bytes", "max_concurrency",
                      "cache_max_modules", "cache_max_bytes", "epoch_tick_ms", "max_wasm_stack",
-                     "body_timeout_s", "max_compile_seconds"):
+                     "body_timeout_s", "max_compile_seconds", "send_timeout_s"):
             if getattr(self, name) <= 0:
                 raise BadRequest(f"setting {name} must be positive")
+        largest = max(self.max_request_bytes, self.max_response_bytes, self.max_module_bytes)
+        if self.max_buffered_bytes < largest:
+            raise BadRequest(f"setting max_buffered_bytes={self.max_buffered_bytes} must be at least the largest "
+                             f"request, response or module ({largest} bytes), or such a body could never be taken")
         if self.max_compile_mb < 64:
             raise BadRequest("setting max_compile_mb must be at least 64 (the compiler process alone needs ~30 MiB)")
         for name in ("max_queue", "max_log_bytes", "function_concurrency", "function_queue",

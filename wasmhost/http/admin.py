@@ -21,6 +21,7 @@ from ..logstore import LogStore
 from ..models import Expect
 from ..registry import validate_name
 from .auth import AdminAuth
+from .buffers import BufferBudget, Hold
 from .invoke import DIGITS, read_body
 from .metrics import Metrics
 
@@ -162,8 +163,9 @@ def _config_from(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class AdminApi:
-    def __init__(self, host: Host, auth: AdminAuth, metrics: Metrics, logs: LogStore) -> None:
+    def __init__(self, host: Host, auth: AdminAuth, metrics: Metrics, logs: LogStore, buffers: BufferBudget) -> None:
         self.host = host
+        self.buffers = buffers
         self.auth = auth
         self.metrics = metrics
         self.logs = logs
@@ -182,7 +184,14 @@ class AdminApi:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
         query = _query(request)
-        wasm, options = await self._read_upload(request)
+        hold = self.buffers.hold()  # the upload's bytes, until the deploy is done with them
+        try:
+            return await self._deploy(request, name, query, hold)
+        finally:
+            hold.release()
+
+    async def _deploy(self, request: Request, name: str, query: dict[str, str], hold: Hold) -> Response:
+        wasm, options = await self._read_upload(request, hold)
         limits = _limits_from(query, options)
         abi = options.get("abi", query.get("abi"))
         entrypoint = options.get("entrypoint", query.get("entrypoint"))
@@ -203,16 +212,16 @@ class AdminApi:
         return JSONResponse(deployment.to_dict(), status_code=201,
                             headers={"location": f"/v1/functions/{name}", "etag": etag(deployment.version.version)})
 
-    async def _read_upload(self, request: Request) -> tuple[bytes, dict[str, Any]]:
+    async def _read_upload(self, request: Request, hold: Hold) -> tuple[bytes, dict[str, Any]]:
         """Raw `application/wasm`, or multipart with a `module` file and an optional `config` JSON part."""
         limit = self.host.settings.max_module_bytes
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in RAW_WASM_TYPES:
-            return await read_body(request, limit, self.upload_timeout_s), {}
+            return await read_body(request, limit, self.upload_timeout_s, hold), {}
         if content_type != "multipart/form-data":
             raise BadRequest(f"unsupported content type {content_type!r}: send application/wasm, or "
                              "multipart/form-data with a 'module' file and an optional 'config' JSON part")
-        body = await read_body(request, limit + MAX_JSON_BYTES, self.upload_timeout_s)
+        body = await read_body(request, limit + MAX_JSON_BYTES, self.upload_timeout_s, hold)
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -261,7 +270,11 @@ class AdminApi:
         return JSONResponse(version.to_dict(), headers={"etag": etag(version.version)})
 
     async def _json_body(self, request: Request) -> bytes:
-        return await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s)
+        hold = self.buffers.hold()
+        try:
+            return await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s, hold)
+        finally:
+            hold.release()
 
     async def rollback(self, request: Request) -> Response:
         self.auth.check(request)

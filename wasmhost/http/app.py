@@ -22,12 +22,14 @@ from ..logstore import LogStore
 from ..settings import Settings
 from .admin import AdminApi
 from .auth import AdminAuth
+from .buffers import BufferBudget
 from .errors import on_http_exception, on_unexpected, on_wasmhost_error
 from .invoke import FunctionApp, FunctionDispatch
 from .metrics import Metrics
 from .openapi import build_openapi
 from .ops import OpsApi
 from .pool import InvocationPool
+from .protocol import SEND_TIMEOUT_KEY
 
 TOKEN_ENV = "WASMHOST_ADMIN_TOKEN"
 GC_INTERVAL_S = 3600.0
@@ -40,9 +42,10 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     metrics = Metrics()
     logs = LogStore(Path(settings.data_dir) / "logs.sqlite3")
     auth = AdminAuth(token)
-    admin = AdminApi(host, auth, metrics, logs)
-    ops = OpsApi(host, pool, metrics)
-    functions = FunctionApp(host, pool, metrics, logs, auth)
+    buffers = BufferBudget(settings.max_buffered_bytes)
+    admin = AdminApi(host, auth, metrics, logs, buffers)
+    ops = OpsApi(host, pool, metrics, buffers)
+    functions = FunctionApp(host, pool, metrics, logs, auth, buffers)
     openapi = build_openapi()
 
     async def openapi_json(request: Request) -> Response:
@@ -58,11 +61,13 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
                 logging.getLogger("wasmhost.http").exception("garbage collection failed")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         gc_task = asyncio.create_task(collect_garbage_hourly())
         await asyncio.get_running_loop().run_in_executor(None, pool.prestart)
         try:
-            yield
+            # The lifespan state is what uvicorn hands every connection's protocol object
+            # (`app_state`): LimitedHttpToolsProtocol reads its send deadline from it.
+            yield {SEND_TIMEOUT_KEY: float(settings.send_timeout_s)}
         finally:
             gc_task.cancel()
             pool.shutdown()

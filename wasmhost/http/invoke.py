@@ -22,12 +22,13 @@ import os
 import re
 import time
 from typing import Any, Awaitable, Callable
-from ..errors import BadRequest, InternalError, NotFound, RequestTimeout, TooLarge, WasmhostError
+from ..errors import BadRequest, InternalError, NotFound, Overloaded, RequestTimeout, TooLarge, WasmhostError
 from ..abi.handler import encode_fields
 from ..host import Host
 from ..logstore import InvocationRecord, LogStore
 from ..models import FunctionVersion, Invocation, Request
 from .auth import AdminAuth
+from .buffers import SMALL, BufferBudget, Hold
 from .errors import error_body
 from .metrics import Metrics
 from .pool import InvocationPool
@@ -46,35 +47,44 @@ NO_BODY_STATUSES = frozenset({204, 304})
 DIGITS = re.compile(r"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 PREFIX = "/fn/"
+SEND_PIECE = 256 * 1024  # a large answer is written this much at a time (see _send_large)
 RAW_PREFIX = PREFIX.encode()
 
 log = logging.getLogger("wasmhost.http")
 
 
-async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None) -> bytes:
+async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None,
+                       hold: Hold | None = None) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass `limit`; with
     `timeout_s`, RequestTimeout when it has not all arrived within that many seconds (a
-    client dripping a body a few bytes at a time would otherwise hold it open forever)."""
+    client dripping a body a few bytes at a time would otherwise hold it open forever).
+    With `hold`, the body's bytes are held in the server's buffer budget: a declared
+    Content-Length before the first byte is read (Overloaded if it does not fit, and then
+    nothing is read), a chunked body as it arrives. The caller releases the hold."""
     if timeout_s is not None:
         try:
             async with asyncio.timeout(timeout_s):
-                return await receive_body(scope, receive, limit)
+                return await receive_body(scope, receive, limit, None, hold)
         except TimeoutError:
             raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s",
                                  timeout_s=timeout_s) from None
     framed = False
+    declared = 0
     for key, value in scope["headers"]:
         if key == b"content-length":
             framed = True
             if not DIGITS.fullmatch(value.strip().decode("latin-1")):
                 raise BadRequest("invalid Content-Length header")
-            if int(value) > limit:
-                raise TooLarge(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes",
+            declared = int(value)
+            if declared > limit:
+                raise TooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes",
                                limit=limit)
         elif key == b"transfer-encoding":
             framed = True
     if not framed and scope.get("http_version") in ("1.0", "1.1"):
         return b""  # HTTP/1: no Content-Length and no Transfer-Encoding means no body
+    if hold is not None and declared:
+        hold.grow(declared)  # before the first receive(): uvicorn sends `100 Continue` there
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -86,14 +96,16 @@ async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: fl
             size += len(chunk)
             if size > limit:
                 raise TooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+            if hold is not None and size > hold.size:
+                hold.grow(size - hold.size)
             chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-async def read_body(request: Any, limit: int, timeout_s: float | None = None) -> bytes:
+async def read_body(request: Any, limit: int, timeout_s: float | None = None, hold: Hold | None = None) -> bytes:
     """`receive_body` for a Starlette request (the admin API)."""
-    return await receive_body(request.scope, request.receive, limit, timeout_s)
+    return await receive_body(request.scope, request.receive, limit, timeout_s, hold)
 
 
 def parse_target(raw: str) -> tuple[str, int | None]:
@@ -174,12 +186,13 @@ class FunctionApp:
     """ASGI app for `/fn/...`: the ASGI-facing half of Host.invoke."""
 
     def __init__(self, host: Host, pool: InvocationPool, metrics: Metrics, logs: LogStore,
-                 auth: AdminAuth, inline: bool = True) -> None:
+                 auth: AdminAuth, buffers: BufferBudget, inline: bool = True) -> None:
         self.host = host
         self.auth = auth
         self.pool = pool
         self.metrics = metrics
         self.logs = logs
+        self.buffers = buffers
         self.inline = inline
         self._rss_at = 0.0
         # Request ids: a random 80-bit prefix per process and a counter, unique without a
@@ -191,6 +204,7 @@ class FunctionApp:
         request_id = b""
         framed = False  # a Content-Length or Transfer-Encoding: receive_body has work to do
         credential = False  # an Authorization header
+        expects_continue = False  # the client may wait for `100 Continue` before sending its body
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 if not request_id:
@@ -199,6 +213,8 @@ class FunctionApp:
                 framed = True
             elif key == b"authorization":
                 credential = True
+            elif key == b"expect":
+                expects_continue = True
         if not request_id or not REQUEST_ID.fullmatch(request_id):
             self._ids += 1
             request_id = b"%s%012x" % (self._id_base, self._ids)
@@ -208,51 +224,64 @@ class FunctionApp:
             if len(kept) != len(scope["headers"]):  # the host's credential: never the guest's to see
                 authorized = True
                 scope = {**scope, "headers": kept}
+        hold = None
+        body: bytes | None = None
         try:
-            target, path = split_path(scope)
-            if not target:
-                raise NotFound("no function named in the path: call /fn/<name>")
-            name, version = parse_target(target)
-            if framed or scope.get("http_version") not in ("1.0", "1.1"):
-                settings = self.host.settings
-                body = await receive_body(scope, receive, settings.max_request_bytes, settings.body_timeout_s)
-            else:
-                body = b""  # what receive_body answers for HTTP/1 without framing, without its await
-            inv = None
-            if self.inline and encode_fields is not None:
-                # The handler encoding straight from the server's bytes: a Request is only
-                # built when the call goes to a worker.
-                fields = encode_fields(scope["method"], path, scope.get("query_string", b""), scope["headers"],
-                                       body)
-                inv = self.host.invoke_inline(name, fields, version, authorized)
-            elif self.inline:
-                inv = self.host.invoke_inline(name, guest_request(scope, target, path, body), version, authorized)
-            queue_s, inline = 0.0, inv is not None
-            if inv is None:
+            try:
+                target, path = split_path(scope)
+                if not target:
+                    raise NotFound("no function named in the path: call /fn/<name>")
+                name, version = parse_target(target)
+                # Who is called, and may the caller call it, before a byte of body is read (so
+                # before uvicorn's `100 Continue`): a body for nobody is never buffered.
                 fv = self.host.resolve(name, version, authorized)
-                request = guest_request(scope, target, path, body)
-                slots = self.host.settings.function_slots(fv.concurrency)
-                self.metrics.queue_depth.inc()
-                try:
-                    inv, queue_s = await self.pool.run(lambda: self._invoke(fv, request), fv.name, slots)
-                finally:
-                    self.metrics.queue_depth.dec()
-        except WasmhostError as exc:
-            if exc.code == "overloaded":
-                self.metrics.overloaded.inc()
-            await send_error(send, exc, request_id)
-            return
-        if inv.error is not None:
-            assert isinstance(inv.error, WasmhostError)
-            status, code = inv.error.http_status, inv.error.code
-        else:
-            assert inv.response is not None
-            status, code = inv.response.status, None
-        # The log record goes in before the answer, so a client that asks for its logs
-        # right after the answer finds them; metrics are counted after it has gone.
-        self._log(inv, status, code, request_id.decode())
-        await self._respond(send, inv, queue_s, inline, request_id)
-        self._count(inv, code, queue_s)
+                if framed or scope.get("http_version") not in ("1.0", "1.1"):
+                    settings = self.host.settings
+                    hold = self.buffers.hold()
+                    body = await receive_body(scope, receive, settings.max_request_bytes, settings.body_timeout_s,
+                                              hold)
+                else:
+                    body = b""  # what receive_body answers for HTTP/1 without framing, without its await
+                inv = None
+                if self.inline and fv.abi == "handler":
+                    if encode_fields is not None:
+                        # The handler encoding straight from the server's bytes: a Request is only
+                        # built when the call goes to a worker.
+                        fields = encode_fields(scope["method"], path, scope.get("query_string", b""),
+                                               scope["headers"], body)
+                        inv = self.host.invoke_inline(fv, fields)
+                    else:
+                        inv = self.host.invoke_inline(fv, guest_request(scope, target, path, body))
+                queue_s, inline = 0.0, inv is not None
+                if inv is None:
+                    request = guest_request(scope, target, path, body)
+                    slots = self.host.settings.function_slots(fv.concurrency)
+                    self.metrics.queue_depth.inc()
+                    try:
+                        inv, queue_s = await self.pool.run(lambda: self._invoke(fv, request), fv.name, slots)
+                    finally:
+                        self.metrics.queue_depth.dec()
+            except WasmhostError as exc:
+                if exc.code == "overloaded":
+                    self.metrics.overloaded.inc()
+                # A body never read, from a client that may be waiting for `100 Continue` before
+                # sending it: where the next request starts is unknown, so the connection ends.
+                await send_error(send, exc, request_id, close=framed and expects_continue and body is None)
+                return
+            if inv.error is not None:
+                assert isinstance(inv.error, WasmhostError)
+                status, code = inv.error.http_status, inv.error.code
+            else:
+                assert inv.response is not None
+                status, code = inv.response.status, None
+            # The log record goes in before the answer, so a client that asks for its logs
+            # right after the answer finds them; metrics are counted after it has gone.
+            self._log(inv, status, code, request_id.decode())
+            await self._respond(send, inv, queue_s, inline, request_id)
+            self._count(inv, code, queue_s)
+        finally:
+            if hold is not None:
+                hold.release()
 
     def _invoke(self, fv: FunctionVersion, request: Request) -> Invocation:
         self.metrics.in_flight.inc()
@@ -282,8 +311,33 @@ class FunctionApp:
         if status not in NO_BODY_STATUSES:
             headers.append((b"content-length", b"%d" % len(body)))
         headers.extend(ours)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        if len(body) <= SMALL:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._send_large(send, status, headers, body, ours, request_id)
+
+    async def _send_large(self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes,
+                          ours: list[tuple[bytes, bytes]], request_id: bytes) -> None:
+        """A body over SMALL, held in the buffer budget until the client has taken all but the
+        last piece, and written a piece at a time: uvicorn waits for the client to drain each
+        piece before it takes the next, and a client that stops reading is cut off by the
+        protocol's send deadline (`LimitedHttpToolsProtocol`)."""
+        hold = self.buffers.hold()
+        try:
+            hold.grow(len(body), "a response")
+        except Overloaded as exc:
+            self.metrics.overloaded.inc()
+            await send_error(send, exc, request_id, ours)
+            return
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            view = memoryview(body)
+            for at in range(0, len(body), SEND_PIECE):
+                await send({"type": "http.response.body", "body": view[at:at + SEND_PIECE],
+                            "more_body": at + SEND_PIECE < len(body)})
+        finally:
+            hold.release()
 
     def _count(self, inv: Invocation, code: str | None, queue_s: float) -> None:
         m = self.metrics
@@ -305,7 +359,7 @@ class FunctionApp:
 
 
 async def send_error(send: Send, exc: WasmhostError, request_id: bytes | None,
-                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+                     extra: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> None:
     rid = request_id.decode() if request_id else None
     body = json.dumps(error_body(exc, rid), ensure_ascii=False, separators=(",", ":")).encode()  # as JSONResponse
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -314,6 +368,8 @@ async def send_error(send: Send, exc: WasmhostError, request_id: bytes | None,
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers.append((b"retry-after", str(retry_after).encode()))
+    if close:
+        headers.append((b"connection", b"close"))
     headers.extend(extra or ())
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -45,6 +45,8 @@ class Metrics:
                                  multiprocess_mode="livesum", **kw)
         self.rss = Gauge("wasmhost_process_resident_memory_bytes", "Resident memory of each worker process",
                          multiprocess_mode="all", **kw)
+        self.buffered = Gauge("wasmhost_buffered_bytes", "Request and response body bytes held in memory "
+                              "(at most max_buffered_bytes per worker process)", multiprocess_mode="livesum", **kw)
         self.overloaded = Counter("wasmhost_overloaded_total", "Calls refused because the pool was full", **kw)
         self.process = psutil.Process()
         self._per_function: dict[tuple[str, str], tuple[Any, Any]] = {}

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..host import Host
+from .buffers import BufferBudget
 from .metrics import Metrics
 from .pool import InvocationPool
 
@@ -17,10 +18,11 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class OpsApi:
-    def __init__(self, host: Host, pool: InvocationPool, metrics: Metrics) -> None:
+    def __init__(self, host: Host, pool: InvocationPool, metrics: Metrics, buffers: BufferBudget) -> None:
         self.host = host
         self.pool = pool
         self.metrics = metrics
+        self.buffers = buffers
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -48,5 +50,6 @@ class OpsApi:
                             status_code=200 if ready else 503)
 
     async def metrics_text(self, request: Request) -> Response:
+        self.metrics.buffered.set(self.buffers.used)  # read when asked: it changes with every body
         body = self.metrics.render()
         return Response(body, media_type=PROMETHEUS_TEXT)

@@ -36,8 +36,12 @@ that the hot path has no extra Python frame.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import re
+import struct
+import termios
 from asyncio import TimerHandle, Transport
 from collections.abc import Iterator
 from itertools import chain
@@ -45,7 +49,7 @@ from itertools import chain
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ..errors import RequestTimeout, TooLarge, WasmhostError
+from ..errors import BadRequest, RequestTimeout, TooLarge, WasmhostError
 from .errors import error_body
 
 KIB = 1024
@@ -56,6 +60,17 @@ MAX_HEAD_RAW_BYTES = 2 * MAX_HEADER_BYTES  # backstop, raw bytes of reads that e
 HEADER_TIMEOUT_S = 30.0  # nginx and node 60 s, Apache 20-40 s; = invoke.BODY_TIMEOUT_S
 LINGER_S = 5.0
 LINGER_BYTES = 16 * 1024 * KIB
+# A connection whose answer stops moving (the client reads nothing for this long while the
+# transport's write buffer is over its high-water mark) is aborted and its buffers freed. The app sets it
+# through the lifespan state (Settings.send_timeout_s); this is the value without one.
+SEND_TIMEOUT_S = 30.0
+SEND_TIMEOUT_KEY = "wasmhost.send_timeout_s"
+# ...where "reads nothing" is "takes less than this": a client's own receive buffer takes a
+# few KiB of a stalled answer after the deadline has started.
+SEND_PROGRESS_BYTES = 16 * KIB
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], uri-host an IP literal in
+# brackets, or a reg-name of unreserved, pct-encoded and sub-delim characters (may be empty).
+HOST_VALUE = re.compile(rb"(?:\[[0-9A-Za-z:._~%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
 
 log = logging.getLogger("wasmhost.http")
 
@@ -69,6 +84,11 @@ def _refusal_error(kind: str) -> tuple[int, WasmhostError]:
     if kind == "timeout":
         return 408, RequestTimeout(f"the request headers did not arrive within {HEADER_TIMEOUT_S:g} s",
                                    timeout_s=HEADER_TIMEOUT_S)
+    if kind == "host":
+        return 400, BadRequest("an HTTP/1.1 request needs exactly one Host header with a valid host[:port] "
+                               "(RFC 9112 §3.2)")
+    if kind.startswith("malformed"):
+        return 400, BadRequest("invalid HTTP request" + kind[len("malformed"):])
     return 431, TooLarge(f"the request headers exceed the limit of {MAX_HEADER_BYTES} bytes "
                          "(request target, header names and values)", limit=MAX_HEADER_BYTES)
 
@@ -116,7 +136,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # 3.11 instance dict shares with its class; past that the dict is a plain one and attribute
     # access slows down for uvicorn's code too (+1,300 to +2,700 instructions per request).
     __slots__ = ("_counted", "_head_bytes", "_head_fresh", "_head_open", "_head_raw", "_head_timer",
-                 "_linger_timer", "_read_size", "_refusal")
+                 "_linger_timer", "_read_size", "_refusal", "_send_mark", "_send_timer", "_send_timeout_s")
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -129,6 +149,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: TimerHandle | None = None
         self._linger_timer: TimerHandle | None = None
         self._refusal: str | None = None  # what a parser callback refused
+        self._send_timer: TimerHandle | None = None  # while writing is paused: the send deadline
+        self._send_mark = 0  # bytes unsent when the deadline was (re)started
+        self._send_timeout_s = float(self.app_state.get(SEND_TIMEOUT_KEY, SEND_TIMEOUT_S))
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -137,11 +160,49 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._head_timer, self._linger_timer):
+        for timer in (self._head_timer, self._linger_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()
-        self._head_timer = self._linger_timer = None
+        self._head_timer = self._linger_timer = self._send_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The transport holds more than its high-water mark of unsent bytes: the client is not
+        keeping up. If it takes (almost) nothing within the send deadline, the connection goes."""
+        self.flow.pause_writing()
+        if self._send_timer is None:
+            self._send_mark = self._unsent()
+            self._send_timer = self.loop.call_later(self._send_timeout_s, self._send_timeout)
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _unsent(self) -> int:
+        """Bytes written and not yet taken by the client: the transport's buffer, plus the
+        kernel's send queue. The kernel part matters: Linux wakes a writer only once a third
+        of its (auto-tuned, MBs large) send buffer is free, so a client that reads slowly can
+        leave the transport's buffer untouched for seconds while it does read."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                unsent += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            except (OSError, ValueError):
+                pass
+        return unsent
+
+    def _send_timeout(self) -> None:
+        self._send_timer = None
+        unsent = self._unsent()
+        if unsent <= self._send_mark - SEND_PROGRESS_BYTES:  # a slow reader, not a stalled one
+            self._send_mark = unsent
+            self._send_timer = self.loop.call_later(self._send_timeout_s, self._send_timeout)
+            return
+        log.info("closed a connection whose client took none of its answer for %g s", self._send_timeout_s)
+        self.transport.abort()  # not close(): that would wait, forever, to flush what is pending
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's data_received, plus what a read that ends inside a head must check.
@@ -157,8 +218,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        except httptools.HttpParserError:
-            self._parser_error()
+        except httptools.HttpParserError as exc:
+            self._parser_error(exc)
             return
         if self._head_open:
             self._head_unfinished()
@@ -185,6 +246,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 raise _Refused
         self._head_open = False
+        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, with a valid value.
+        hosts = [value for name, value in self.headers if name == b"host"]
+        if len(hosts) != 1 or not HOST_VALUE.fullmatch(hosts[0]):
+            if hosts or self.parser.get_http_version() != "1.0":
+                self._refusal = "host"
+                raise _Refused
         HttpToolsProtocol.on_headers_complete(self)
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # (not after a WebSocket upgrade)
@@ -223,15 +290,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is None:
             self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
 
-    def _parser_error(self) -> None:
+    def _parser_error(self, exc: httptools.HttpParserError) -> None:
         refusal, self._refusal = self._refusal, None
-        if refusal is not None:
-            self._refuse(refusal)
-            return
-        # uvicorn's answer to a malformed request
-        msg = "Invalid HTTP request received."
-        self.logger.warning(msg)
-        self.send_400_response(msg)
+        if refusal is None:  # malformed: in the JSON shape of every other error, not uvicorn's text
+            cause = str(exc).strip()
+            refusal = "malformed" + (f": {cause[:100]}" if cause and cause.isascii() and cause.isprintable() else "")
+        self._refuse(refusal)
 
     def _head_timeout(self) -> None:
         self._head_timer = None
