@@ -21,7 +21,8 @@ from ..logstore import LogStore
 from ..models import Expect
 from ..registry import validate_name
 from .auth import AdminAuth
-from .buffers import BufferBudget, Hold
+from .buffers import BufferBudget
+from .deadlines import Deadlines
 from .invoke import DIGITS, read_body
 from .metrics import Metrics
 
@@ -163,9 +164,11 @@ def _config_from(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 class AdminApi:
-    def __init__(self, host: Host, auth: AdminAuth, metrics: Metrics, logs: LogStore, buffers: BufferBudget) -> None:
+    def __init__(self, host: Host, auth: AdminAuth, metrics: Metrics, logs: LogStore, buffers: BufferBudget,
+                 deadlines: Deadlines) -> None:
         self.host = host
         self.buffers = buffers
+        self.deadlines = deadlines
         self.auth = auth
         self.metrics = metrics
         self.logs = logs
@@ -184,14 +187,14 @@ class AdminApi:
         self.auth.check(request)
         name = validate_name(request.path_params["name"])
         query = _query(request)
-        hold = self.buffers.hold()  # the upload's bytes, until the deploy is done with them
+        wasm, options, held = await self._read_upload(request)
         try:
-            return await self._deploy(request, name, query, hold)
+            return await self._deploy(request, name, query, wasm, options)
         finally:
-            hold.release()
+            self.buffers.give(held)  # the upload's bytes, held until the deploy is done with them
 
-    async def _deploy(self, request: Request, name: str, query: dict[str, str], hold: Hold) -> Response:
-        wasm, options = await self._read_upload(request, hold)
+    async def _deploy(self, request: Request, name: str, query: dict[str, str], wasm: bytes,
+                      options: dict[str, Any]) -> Response:
         limits = _limits_from(query, options)
         abi = options.get("abi", query.get("abi"))
         entrypoint = options.get("entrypoint", query.get("entrypoint"))
@@ -212,16 +215,26 @@ class AdminApi:
         return JSONResponse(deployment.to_dict(), status_code=201,
                             headers={"location": f"/v1/functions/{name}", "etag": etag(deployment.version.version)})
 
-    async def _read_upload(self, request: Request, hold: Hold) -> tuple[bytes, dict[str, Any]]:
-        """Raw `application/wasm`, or multipart with a `module` file and an optional `config` JSON part."""
+    async def _read_upload(self, request: Request) -> tuple[bytes, dict[str, Any], int]:
+        """Raw `application/wasm`, or multipart with a `module` file and an optional `config` JSON
+        part; and how many bytes that holds in the buffer budget (the caller gives them back)."""
         limit = self.host.settings.max_module_bytes
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in RAW_WASM_TYPES:
-            return await read_body(request, limit, self.upload_timeout_s, hold), {}
+            wasm = await read_body(request, limit, self.upload_timeout_s, self.buffers, self.deadlines)
+            return wasm, {}, len(wasm)
         if content_type != "multipart/form-data":
             raise BadRequest(f"unsupported content type {content_type!r}: send application/wasm, or "
                              "multipart/form-data with a 'module' file and an optional 'config' JSON part")
-        body = await read_body(request, limit + MAX_JSON_BYTES, self.upload_timeout_s, hold)
+        body = await read_body(request, limit + MAX_JSON_BYTES, self.upload_timeout_s, self.buffers, self.deadlines)
+        try:
+            wasm, options = await self._parse_multipart(request, body, limit)
+        except BaseException:
+            self.buffers.give(len(body))
+            raise
+        return wasm, options, len(body)
+
+    async def _parse_multipart(self, request: Request, body: bytes, limit: int) -> tuple[bytes, dict[str, Any]]:
 
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -270,11 +283,10 @@ class AdminApi:
         return JSONResponse(version.to_dict(), headers={"etag": etag(version.version)})
 
     async def _json_body(self, request: Request) -> bytes:
-        hold = self.buffers.hold()
-        try:
-            return await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s, hold)
-        finally:
-            hold.release()
+        body = await read_body(request, MAX_JSON_BYTES, self.host.settings.body_timeout_s, self.buffers,
+                               self.deadlines)
+        self.buffers.give(len(body))  # parsed at once, and never more than MAX_JSON_BYTES
+        return body
 
     async def rollback(self, request: Request) -> Response:
         self.auth.check(request)

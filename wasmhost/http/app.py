@@ -23,6 +23,7 @@ from ..settings import Settings
 from .admin import AdminApi
 from .auth import AdminAuth
 from .buffers import BufferBudget
+from .deadlines import Deadlines
 from .errors import on_http_exception, on_unexpected, on_wasmhost_error
 from .invoke import FunctionApp, FunctionDispatch
 from .metrics import Metrics
@@ -43,9 +44,10 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     logs = LogStore(Path(settings.data_dir) / "logs.sqlite3")
     auth = AdminAuth(token)
     buffers = BufferBudget(settings.max_buffered_bytes)
-    admin = AdminApi(host, auth, metrics, logs, buffers)
+    deadlines = Deadlines()
+    admin = AdminApi(host, auth, metrics, logs, buffers, deadlines)
     ops = OpsApi(host, pool, metrics, buffers)
-    functions = FunctionApp(host, pool, metrics, logs, auth, buffers)
+    functions = FunctionApp(host, pool, metrics, logs, auth, buffers, deadlines)
     openapi = build_openapi()
 
     async def openapi_json(request: Request) -> Response:

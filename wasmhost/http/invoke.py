@@ -28,7 +28,8 @@ from ..host import Host
 from ..logstore import InvocationRecord, LogStore
 from ..models import FunctionVersion, Invocation, Request
 from .auth import AdminAuth
-from .buffers import SMALL, BufferBudget, Hold
+from .buffers import SMALL, BufferBudget
+from .deadlines import Deadlines
 from .errors import error_body
 from .metrics import Metrics
 from .pool import InvocationPool
@@ -46,6 +47,12 @@ HOP_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection",
 NO_BODY_STATUSES = frozenset({204, 304})
 DIGITS = re.compile(r"[0-9]{1,18}")
 REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+# The request headers FunctionApp looks at; one set test skips every other header.
+NOTED_HEADERS = frozenset({b"host", b"x-request-id", b"authorization", b"expect", b"content-length",
+                           b"transfer-encoding"})
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], uri-host an IP literal in
+# brackets, or a reg-name of unreserved, pct-encoded and sub-delim characters (may be empty).
+HOST_VALUE = re.compile(rb"(?:\[[0-9A-Za-z:._~%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
 PREFIX = "/fn/"
 SEND_PIECE = 256 * 1024  # a large answer is written this much at a time (see _send_large)
 RAW_PREFIX = PREFIX.encode()
@@ -54,20 +61,32 @@ log = logging.getLogger("wasmhost.http")
 
 
 async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: float | None = None,
-                       hold: Hold | None = None) -> bytes:
+                       budget: BufferBudget | None = None, deadlines: Deadlines | None = None) -> bytes:
     """The whole body, or TooLarge as soon as it is known to pass `limit`; with
     `timeout_s`, RequestTimeout when it has not all arrived within that many seconds (a
-    client dripping a body a few bytes at a time would otherwise hold it open forever).
-    With `hold`, the body's bytes are held in the server's buffer budget: a declared
+    client dripping a body a few bytes at a time would otherwise hold it open forever),
+    enforced by `deadlines` (or asyncio.timeout without).
+
+    With `budget`, the body's bytes are taken from the server's buffer budget: a declared
     Content-Length before the first byte is read (Overloaded if it does not fit, and then
-    nothing is read), a chunked body as it arrives. The caller releases the hold."""
+    nothing is read), a chunked body as it arrives. On return the body holds exactly
+    `len(body)` bytes there, which the caller gives back; on an error, nothing."""
     if timeout_s is not None:
+        if deadlines is None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await receive_body(scope, receive, limit, None, budget)
+            except TimeoutError:
+                raise _body_timeout(timeout_s) from None
+        task = deadlines.start(timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
-                return await receive_body(scope, receive, limit, None, hold)
-        except TimeoutError:
-            raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s",
-                                 timeout_s=timeout_s) from None
+            return await receive_body(scope, receive, limit, None, budget)
+        except asyncio.CancelledError:
+            if deadlines.passed(task):
+                raise _body_timeout(timeout_s) from None
+            raise
+        finally:
+            deadlines.stop(task)
     framed = False
     declared = 0
     for key, value in scope["headers"]:
@@ -83,29 +102,66 @@ async def receive_body(scope: Scope, receive: Receive, limit: int, timeout_s: fl
             framed = True
     if not framed and scope.get("http_version") in ("1.0", "1.1"):
         return b""  # HTTP/1: no Content-Length and no Transfer-Encoding means no body
-    if hold is not None and declared:
-        hold.grow(declared)  # before the first receive(): uvicorn sends `100 Continue` there
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("the client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-            if hold is not None and size > hold.size:
-                hold.grow(size - hold.size)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    held = 0
+    if budget is not None and declared:
+        budget.take(declared)  # before the first receive(): uvicorn sends `100 Continue` there
+        held = declared
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("the client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+                if budget is not None and size > held:
+                    budget.take(size - held, held)
+                    held = size
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if held != size and budget is not None:  # (httptools ends a body at its Content-Length)
+            budget.give(held - size)
+        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    except BaseException:
+        if budget is not None:
+            budget.give(held)
+        raise
 
 
-async def read_body(request: Any, limit: int, timeout_s: float | None = None, hold: Hold | None = None) -> bytes:
+def _body_timeout(timeout_s: float) -> RequestTimeout:
+    return RequestTimeout(f"the request body did not arrive within {timeout_s:g} s", timeout_s=timeout_s)
+
+
+async def read_body(request: Any, limit: int, timeout_s: float | None = None,
+                    budget: BufferBudget | None = None, deadlines: Deadlines | None = None) -> bytes:
     """`receive_body` for a Starlette request (the admin API)."""
-    return await receive_body(request.scope, request.receive, limit, timeout_s, hold)
+    return await receive_body(request.scope, request.receive, limit, timeout_s, budget, deadlines)
+
+
+def check_host(hosts: int, host: bytes, http_version: str) -> None:
+    """BadRequest unless the request has exactly one Host header with a valid value (RFC 9112
+    §3.2: a server MUST answer 400 otherwise); HTTP/1.0 may have none."""
+    if hosts == 1 and HOST_VALUE.fullmatch(host):
+        return
+    if hosts == 0 and http_version == "1.0":
+        return
+    what = "no Host header" if hosts == 0 else f"{hosts} Host headers" if hosts > 1 else "an invalid Host header"
+    raise BadRequest(f"the request has {what}: HTTP/1.1 needs exactly one Host, host[:port] (RFC 9112 §3.2)")
+
+
+def host_headers(scope: Scope) -> tuple[int, bytes]:
+    """How many Host headers a request has, and the last one's value."""
+    hosts, host = 0, b""
+    for key, value in scope["headers"]:
+        if key == b"host":
+            hosts += 1
+            host = value
+    return hosts, host
 
 
 def parse_target(raw: str) -> tuple[str, int | None]:
@@ -186,8 +242,9 @@ class FunctionApp:
     """ASGI app for `/fn/...`: the ASGI-facing half of Host.invoke."""
 
     def __init__(self, host: Host, pool: InvocationPool, metrics: Metrics, logs: LogStore,
-                 auth: AdminAuth, buffers: BufferBudget, inline: bool = True) -> None:
+                 auth: AdminAuth, buffers: BufferBudget, deadlines: Deadlines, inline: bool = True) -> None:
         self.host = host
+        self.deadlines = deadlines
         self.auth = auth
         self.pool = pool
         self.metrics = metrics
@@ -199,22 +256,28 @@ class FunctionApp:
         # syscall per request (os.urandom was ~2 µs of ~100 here).
         self._id_base = os.urandom(10).hex().encode()
         self._ids = 0
+        self._hosts_seen: set[bytes] = set()  # Host values found valid (one regex per new value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = b""
         framed = False  # a Content-Length or Transfer-Encoding: receive_body has work to do
         credential = False  # an Authorization header
         expects_continue = False  # the client may wait for `100 Continue` before sending its body
+        hosts, host = 0, b""
         for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                if not request_id:
-                    request_id = value
-            elif key == b"content-length" or key == b"transfer-encoding":
-                framed = True
-            elif key == b"authorization":
-                credential = True
-            elif key == b"expect":
-                expects_continue = True
+            if key in NOTED_HEADERS:  # one test for the headers nothing here needs
+                if key == b"host":
+                    hosts += 1
+                    host = value
+                elif key == b"x-request-id":
+                    if not request_id:
+                        request_id = value
+                elif key == b"authorization":
+                    credential = True
+                elif key == b"expect":
+                    expects_continue = True
+                else:  # content-length, transfer-encoding
+                    framed = True
         if not request_id or not REQUEST_ID.fullmatch(request_id):
             self._ids += 1
             request_id = b"%s%012x" % (self._id_base, self._ids)
@@ -224,10 +287,11 @@ class FunctionApp:
             if len(kept) != len(scope["headers"]):  # the host's credential: never the guest's to see
                 authorized = True
                 scope = {**scope, "headers": kept}
-        hold = None
         body: bytes | None = None
         try:
             try:
+                if hosts != 1 or host not in self._hosts_seen:
+                    self._check_host(hosts, host, scope)
                 target, path = split_path(scope)
                 if not target:
                     raise NotFound("no function named in the path: call /fn/<name>")
@@ -237,9 +301,8 @@ class FunctionApp:
                 fv = self.host.resolve(name, version, authorized)
                 if framed or scope.get("http_version") not in ("1.0", "1.1"):
                     settings = self.host.settings
-                    hold = self.buffers.hold()
                     body = await receive_body(scope, receive, settings.max_request_bytes, settings.body_timeout_s,
-                                              hold)
+                                              self.buffers, self.deadlines)
                 else:
                     body = b""  # what receive_body answers for HTTP/1 without framing, without its await
                 inv = None
@@ -280,8 +343,16 @@ class FunctionApp:
             await self._respond(send, inv, queue_s, inline, request_id)
             self._count(inv, code, queue_s)
         finally:
-            if hold is not None:
-                hold.release()
+            if body:
+                self.buffers.give(len(body))
+
+    def _check_host(self, hosts: int, host: bytes, scope: Scope) -> None:
+        """RFC 9112 §3.2 for a request whose Host is not one already seen valid."""
+        check_host(hosts, host, scope.get("http_version", "1.1"))
+        if hosts == 1:
+            if len(self._hosts_seen) >= 256:
+                self._hosts_seen.clear()
+            self._hosts_seen.add(host)
 
     def _invoke(self, fv: FunctionVersion, request: Request) -> Invocation:
         self.metrics.in_flight.inc()
@@ -323,9 +394,8 @@ class FunctionApp:
         last piece, and written a piece at a time: uvicorn waits for the client to drain each
         piece before it takes the next, and a client that stops reading is cut off by the
         protocol's send deadline (`LimitedHttpToolsProtocol`)."""
-        hold = self.buffers.hold()
         try:
-            hold.grow(len(body), "a response")
+            self.buffers.take(len(body), what="an answer")
         except Overloaded as exc:
             self.metrics.overloaded.inc()
             await send_error(send, exc, request_id, ours)
@@ -337,7 +407,7 @@ class FunctionApp:
                 await send({"type": "http.response.body", "body": view[at:at + SEND_PIECE],
                             "more_body": at + SEND_PIECE < len(body)})
         finally:
-            hold.release()
+            self.buffers.give(len(body))
 
     def _count(self, inv: Invocation, code: str | None, queue_s: float) -> None:
         m = self.metrics
@@ -383,14 +453,22 @@ class FunctionDispatch:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         # The raw path decides, as split_path reads it: "/fn%2Fx" is not a function call.
         raw = scope.get("raw_path")
-        if scope["type"] == "http" and (raw.startswith(RAW_PREFIX) if raw is not None else scope["path"].startswith(PREFIX)):
+        if raw.startswith(RAW_PREFIX) if raw is not None else scope["path"].startswith(PREFIX):
             try:
                 await self.functions(scope, receive, send)
             except Exception:  # a bug of ours: a JSON 500, never a traceback
                 log.exception("unhandled error on %s", scope["path"][:200])
                 await send_error(send, InternalError("internal server error"), None)
+            return
+        try:  # (FunctionApp checks its own, on the way)
+            check_host(*host_headers(scope), scope.get("http_version", "1.1"))
+        except BadRequest as exc:
+            await send_error(send, exc, None)
             return
         await self.app(scope, receive, send)
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import re
 import struct
 import termios
 from asyncio import TimerHandle, Transport
@@ -68,9 +67,6 @@ SEND_TIMEOUT_KEY = "wasmhost.send_timeout_s"
 # ...where "reads nothing" is "takes less than this": a client's own receive buffer takes a
 # few KiB of a stalled answer after the deadline has started.
 SEND_PROGRESS_BYTES = 16 * KIB
-# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], uri-host an IP literal in
-# brackets, or a reg-name of unreserved, pct-encoded and sub-delim characters (may be empty).
-HOST_VALUE = re.compile(rb"(?:\[[0-9A-Za-z:._~%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
 
 log = logging.getLogger("wasmhost.http")
 
@@ -84,9 +80,6 @@ def _refusal_error(kind: str) -> tuple[int, WasmhostError]:
     if kind == "timeout":
         return 408, RequestTimeout(f"the request headers did not arrive within {HEADER_TIMEOUT_S:g} s",
                                    timeout_s=HEADER_TIMEOUT_S)
-    if kind == "host":
-        return 400, BadRequest("an HTTP/1.1 request needs exactly one Host header with a valid host[:port] "
-                               "(RFC 9112 §3.2)")
     if kind.startswith("malformed"):
         return 400, BadRequest("invalid HTTP request" + kind[len("malformed"):])
     return 431, TooLarge(f"the request headers exceed the limit of {MAX_HEADER_BYTES} bytes "
@@ -246,12 +239,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 raise _Refused
         self._head_open = False
-        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, with a valid value.
-        hosts = [value for name, value in self.headers if name == b"host"]
-        if len(hosts) != 1 or not HOST_VALUE.fullmatch(hosts[0]):
-            if hosts or self.parser.get_http_version() != "1.0":
-                self._refusal = "host"
-                raise _Refused
         HttpToolsProtocol.on_headers_complete(self)
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # (not after a WebSocket upgrade)
