@@ -320,6 +320,13 @@ def test_non_ascii_header_bytes_survive_unchanged() -> None:
     assert out.headers[1][1].encode("utf-8", "surrogateescape") == "caf\xe9".encode()
 
 
+@pytest.mark.parametrize("name", ["Content-Type", "Location"])
+def test_a_second_content_type_or_location_is_refused(name: str) -> None:
+    out = f"{name}: text/plain\n{name.lower()}: text/html\n\nbody".encode()
+    with pytest.raises(BadResponse, match=f"more than one {name} header"):
+        parse_output(out)
+
+
 def test_framing_headers_from_the_guest_are_dropped() -> None:
     out = parse_output(
         b"Content-Type: text/plain\nContent-Length: 999\nTransfer-Encoding: chunked\n"

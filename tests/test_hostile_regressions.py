@@ -91,11 +91,23 @@ def test_control_characters_in_response_headers(host: Host, wasm) -> None:
     ({"headers": [["x-a\n", "b"]]}, "header name"),
     ({"headers": [["x-a", "a\x7fb"]]}, "control character"),
     ({"headers": [["x-a", "a\x1bb"]]}, "control character"),
+    ({"headers": [["Content-Type", "text/plain"], ["content-type", "text/html"]]}, "more than one 'content-type'"),
+    ({"headers": [["location", "/a"], ["x", "y"], ["Location", "/b"]]}, "more than one 'location'"),
 ])
 def test_response_rules(response, fragment) -> None:
     with pytest.raises(BadResponse) as info:
         decode_response(msgpack.packb(response))
     assert fragment in info.value.message
+    from wasmhost.abi.handler import _decode_streaming, decode_plain  # every decoder refuses it
+    with pytest.raises(BadResponse):
+        _decode_streaming(msgpack.packb(response))
+    if decode_plain is not None:
+        assert decode_plain(msgpack.packb(response)) is None
+
+
+def test_one_content_type_and_other_repeats_are_fine() -> None:
+    headers = (("content-type", "text/plain"), ("set-cookie", "a=1"), ("set-cookie", "b=2"), ("location", "/x"))
+    assert decode_response(msgpack.packb({"headers": [list(h) for h in headers]})).headers == headers
 
 
 def test_decode_builds_no_objects_for_unknown_keys() -> None:

@@ -24,7 +24,8 @@ def server(tmp_path_factory, modules_dir: Path):
     with Server(data, env={"WASMHOST_DEFAULT_FUEL": "50000000", "WASMHOST_MAX_MEMORY_MB": "128",
                            "WASMHOST_POOL_INSTANCES": "40"}) as srv:
         for name, module in [("hello", "hello_handler"), ("echo", "echo_handler"), ("env", "wagi_env"),
-                             ("exit", "hostile/exit_status")]:
+                             ("exit", "hostile/exit_status"), ("two-types", "hostile/two_content_types"),
+                             ("two-types-wagi", "hostile/two_content_types_wagi")]:
             r = srv.deploy(name, (modules_dir / f"{module}.wasm").read_bytes())
             assert r.status_code == 201, r.text
         yield srv
@@ -315,3 +316,68 @@ def test_version_numbers_go_on_after_a_delete(server: Server, modules_dir: Path)
     error(server.client.get("/fn/pinned@1"), 404, "not_found")
     error(server.client.get("/fn/pinned@2"), 404, "not_found")
     assert server.client.get("/fn/pinned@3").status_code == 200
+
+
+# ---- finding 7: Host, malformed requests, two Content-Types, SERVER_PROTOCOL -------------------
+
+def answer_of(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
+@pytest.mark.parametrize("host_lines", [
+    "",  # HTTP/1.1 without Host
+    "Host: 127.0.0.1\r\nHost: 127.0.0.1\r\n",  # two
+    "Host: a\r\nHost: b\r\n",
+    "Host: x y\r\n",  # not a host
+    "Host: x:80:80\r\n",
+    "Host: exa mple.com:8000\r\n",
+    "Host: x:\u00b2\r\n",
+    "Host: a/b\r\n",
+], ids=["none", "two-equal", "two", "space", "two-ports", "space-port", "non-ascii-port", "slash"])
+@pytest.mark.parametrize("path", ["/fn/hello", "/v1/functions", "/healthz"])
+def test_a_request_without_exactly_one_valid_host_is_400(server: Server, host_lines: str, path: str) -> None:
+    """RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request with no Host, more than
+    one, or an invalid one (they were all served)."""
+    raw = raw_exchange(server, f"GET {path} HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n".encode("utf-8"))
+    status, headers, body = answer_of(raw)
+    assert status == 400, raw[:300]
+    assert headers["content-type"] == "application/json"
+    assert b'"bad_request"' in body and b"Host" in body
+
+
+def test_valid_hosts_and_http_1_0_without_host_are_served(server: Server) -> None:
+    for host in ("127.0.0.1", f"127.0.0.1:{server.port}", "[::1]:8000", "example.com", "xn--bcher-kva.example",
+                 "a.b-c_d~e:1", ""):
+        raw = raw_exchange(server, f"GET /fn/hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        assert answer_of(raw)[0] == 200, (host, raw[:300])
+    raw = raw_exchange(server, b"GET /fn/env HTTP/1.0\r\n\r\n")
+    status, _, body = answer_of(raw)
+    assert status == 200 and cgi_env(body)["SERVER_PROTOCOL"] == "HTTP/1.0"
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /fn/hello HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"NOT A REQUEST\r\n\r\n",
+    b"GET /fn/hello HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"GET /fn/hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /fn/hello HTTP/1.1\r\nBad Header: x\r\n\r\n",
+], ids=["content-length", "garbage", "version", "chunk-size", "header-name"])
+def test_a_malformed_request_gets_the_json_error_shape(server: Server, request_bytes: bytes) -> None:
+    """uvicorn answered these with a plain-text `Invalid HTTP request received.`."""
+    status, headers, body = answer_of(raw_exchange(server, request_bytes))
+    assert status == 400 and headers["content-type"] == "application/json", body[:300]
+    error_body = __import__("json").loads(body)["error"]
+    assert error_body["code"] == "bad_request" and error_body["message"].startswith("invalid HTTP request")
+    assert headers["connection"] == "close"
+    assert_good(server)
+
+
+@pytest.mark.parametrize("name", ["two-types", "two-types-wagi"])
+def test_two_content_types_from_a_guest_are_bad_response(server: Server, name: str) -> None:
+    """A guest sent two Content-Type headers (both interfaces) and both reached the client, who
+    had to guess which one the body is. It is refused: the rule of guest-sdk/ABI.md."""
+    body = error(server.client.get(f"/fn/{name}"), 502, "bad_response")
+    assert "Content-Type" in body["message"] or "content-type" in body["message"]

@@ -724,7 +724,7 @@ done:
  *
  * A map of at most `status` (an integer 200-599), `headers` (nil or an array of [name, value]
  * pairs, str or bin, names HTTP tokens, values UTF-8 without control characters other than
- * TAB) and `body` (bin, UTF-8 str or nil), each at most once, nothing after the map. Anything
+ * TAB, Content-Type and Location at most once each) and `body` (bin, UTF-8 str or nil), each at most once, nothing after the map. Anything
  * else returns None and the Python decoder decides (and words the error), so this accepts a
  * subset of what Python accepts and builds the same values (tests/test_fastpath_decode.py). */
 
@@ -772,8 +772,12 @@ static bool is_token_char(uint8_t c) {
 }
 
 /* One [name, value] pair as (lower-case name, value), or NULL with no error set (not the
- * common case) or with an error set (out of memory). */
-static PyObject *rd_header(rd_t *r) {
+ * common case) or with an error set (out of memory). `seen` collects SINGLE_CONTENT_TYPE and
+ * SINGLE_LOCATION: a second header of one of those names is not the common case (Python
+ * refuses it as bad_response). */
+#define SINGLE_CONTENT_TYPE 1u
+#define SINGLE_LOCATION 2u
+static PyObject *rd_header(rd_t *r, unsigned *seen) {
     uint64_t n;
     const uint8_t *name, *value;
     size_t name_len, value_len;
@@ -786,6 +790,10 @@ static PyObject *rd_header(rd_t *r) {
         if (!is_token_char(name[i])) return NULL;
         lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
     }
+    unsigned single = (name_len == 12 && memcmp(lower, "content-type", 12) == 0) ? SINGLE_CONTENT_TYPE
+                    : (name_len == 8 && memcmp(lower, "location", 8) == 0) ? SINGLE_LOCATION : 0;
+    if (single & *seen) return NULL;
+    *seen |= single;
     for (size_t i = 0; i < value_len; i++) {
         uint8_t c = value[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) return NULL;
@@ -840,8 +848,9 @@ static PyObject *fp_decode_response(PyObject *self, PyObject *arg) {
             if (!rd_count(&r, false, &count) || count > 1000) goto fallback;
             headers = PyTuple_New((Py_ssize_t)count);
             if (headers == NULL) goto done;
+            unsigned seen = 0;
             for (uint64_t i = 0; i < count; i++) {
-                PyObject *pair = rd_header(&r);
+                PyObject *pair = rd_header(&r, &seen);
                 if (pair == NULL) { if (PyErr_Occurred()) goto done; goto fallback; }
                 PyTuple_SET_ITEM(headers, (Py_ssize_t)i, pair);
             }

@@ -238,8 +238,12 @@ def parse_output(stdout: bytes) -> Response:
         if lname in _FRAMING_RESPONSE_HEADERS:
             continue
         if lname == "content-type":
+            if has_content_type:
+                raise BadResponse("WAGI output has more than one Content-Type header; it may have one")
             has_content_type = True
         elif lname == "location":
+            if has_location:
+                raise BadResponse("WAGI output has more than one Location header; it may have one")
             has_location = True
         headers.append((lname, value))
 

@@ -91,6 +91,19 @@ def _check_header(name: Any, value: Any) -> tuple[str, str]:
     return name.lower(), value
 
 
+# Headers that mean one thing: two of them make an answer whose meaning depends on which one a
+# client believes (a browser may sniff content between two types, follow either Location).
+SINGLE_VALUED = ("content-type", "location")
+
+
+def _check_header_set(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Refuse a second Content-Type or Location (the names are lower-case here)."""
+    for single in SINGLE_VALUED:
+        if sum(1 for name, _ in headers if name == single) > 1:
+            raise BadResponse(f"response has more than one {single!r} header; it may have one")
+    return headers
+
+
 # A function answers with the same few header sets again and again: validate a
 # set once, then find it by value.
 _HEADER_CACHE: dict[Any, tuple[tuple[str, str], ...]] = {}
@@ -169,7 +182,7 @@ def _read_headers(stream: _Stream) -> tuple[tuple[str, str], ...]:
     key = tuple(pairs)
     headers = _HEADER_CACHE.get(key)
     if headers is None:
-        headers = tuple(_check_header(n, v) for n, v in pairs)
+        headers = _check_header_set(tuple(_check_header(n, v) for n, v in pairs))
         if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and sum(len(n) + len(v) for n, v in pairs) < _HEADER_CACHE_MAX_BYTES:
             _HEADER_CACHE[key] = headers
     return headers
@@ -225,7 +238,7 @@ def _decode_small(raw: bytes) -> Response:
         for pair in headers_in:
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise BadResponse("each response header must be a [name, value] pair")
-        headers = tuple(_check_header(n, v) for n, v in headers_in)
+        headers = _check_header_set(tuple(_check_header(n, v) for n, v in headers_in))
         if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and len(raw) < _HEADER_CACHE_MAX_BYTES:
             _HEADER_CACHE[headers_in] = headers
     return _finish(data.get("status", 200), headers, data.get("body", b""))

@@ -279,9 +279,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _parser_error(self, exc: httptools.HttpParserError) -> None:
         refusal, self._refusal = self._refusal, None
-        if refusal is None:  # malformed: in the JSON shape of every other error, not uvicorn's text
-            cause = str(exc).strip()
-            refusal = "malformed" + (f": {cause[:100]}" if cause and cause.isascii() and cause.isprintable() else "")
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        # Malformed: in the JSON shape of every other error, not uvicorn's plain text.
+        cause = str(exc).strip()
+        refusal = "malformed" + (f": {cause[:100]}" if cause and cause.isascii() and cause.isprintable() else "")
+        cycle = self.cycle
+        if not self._head_open and cycle is not None and not cycle.response_complete:
+            # The body of the request being served is broken (a bad chunk): its app, waiting for
+            # more body, sees the client leave; the client gets the 400, unless the app's answer
+            # has begun, when all that can be done is to end the connection.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+            self._refuse(refusal, current=True)
+            return
         self._refuse(refusal)
 
     def _head_timeout(self) -> None:
@@ -293,9 +308,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._refuse("timeout")
 
-    def _refuse(self, kind: str) -> None:
-        """Answer the refusal `kind` and stop reading requests on this connection. Never
-        raises: it runs in protocol callbacks and timers."""
+    def _refuse(self, kind: str, current: bool = False) -> None:
+        """Answer the refusal `kind` and stop reading requests on this connection (`current`:
+        it is about the request being served, whose app no longer answers). Never raises: it
+        runs in protocol callbacks and timers."""
         transport = self.transport
         try:
             status, exc = _refusal_error(kind)
@@ -309,7 +325,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if transport.is_closing():
                 return
             cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
+            if cycle is not None and not cycle.response_complete and not current:
                 cycle.keep_alive = False  # an earlier pipelined request is being answered: close after it
                 return
             body = json.dumps(error_body(exc), separators=(",", ":")).encode()  # as JSONResponse writes it
