@@ -49,13 +49,17 @@ class State:
 
     versions: tuple[tuple[int, tuple[str, str, str]], ...] = ()
     active: int | None = None
+    last: int = 0  # the highest number the name has had: numbers go on after a delete
 
     def as_dict(self) -> dict[int, tuple[str, str, str]]:
         return dict(self.versions)
 
     def with_version(self, digest: str, config: str, kind: str) -> "State":
-        number = max(self.as_dict(), default=0) + 1
-        return State(self.versions + ((number, (digest, config, kind)),), number)
+        number = max(max(self.as_dict(), default=0), self.last) + 1
+        return State(self.versions + ((number, (digest, config, kind)),), number, number)
+
+    def deleted(self) -> "State":
+        return State(last=max(max(self.as_dict(), default=0), self.last))
 
 
 @dataclass
@@ -93,10 +97,10 @@ def client_thread(url: str, names: list[str], ledger: Ledger, lock: threading.Lo
                 after = state.with_version(digest, json.dumps(config, sort_keys=True), kind)
                 send = lambda: client.patch(f"/v1/functions/{name}", json={"config": config})  # noqa: E731
             elif roll < 0.85 and earlier:
-                after = State(state.versions, max(earlier))
+                after = State(state.versions, max(earlier), state.last)
                 send = lambda: client.post(f"/v1/functions/{name}/rollback", json={})  # noqa: E731
             elif roll < 0.93:
-                after = State()
+                after = state.deleted()
                 send = lambda: client.delete(f"/v1/functions/{name}")  # noqa: E731
             else:  # a call: loads modules, writes invocation logs
                 try:

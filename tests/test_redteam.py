@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -381,3 +383,76 @@ def test_two_content_types_from_a_guest_are_bad_response(server: Server, name: s
     had to guess which one the body is. It is refused: the rule of guest-sdk/ABI.md."""
     body = error(server.client.get(f"/fn/{name}"), 502, "bad_response")
     assert "Content-Type" in body["message"] or "content-type" in body["message"]
+
+
+# ---- what held in the probe, and must keep holding ----------------------------------------
+
+@pytest.mark.parametrize("request_bytes", [
+    # Content-Length and Transfer-Encoding together: the classic CL.TE / TE.CL desync
+    b"POST /fn/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /fn/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    b"POST /fn/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n",
+    b"POST /fn/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+], ids=["cl-te", "two-cl", "te-te", "obfuscated-te"])
+def test_request_smuggling_is_refused(server: Server, request_bytes: bytes) -> None:
+    """A request whose framing two servers could read two ways is refused, with the connection,
+    so nothing after it can be read as a second request."""
+    smuggled = b"GET /fn/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = raw_exchange(server, request_bytes + smuggled)
+    status, headers, _ = answer_of(raw)
+    assert status == 400 and headers.get("connection") == "close", raw[:300]
+    assert raw.count(b"HTTP/1.1 ") == 1, "a second (smuggled) request was answered"
+
+
+def test_redeploys_under_load_answer_every_call(server: Server, modules_dir: Path) -> None:
+    """Calls during 20 redeploys (alternating two modules): every one answered 200 by one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hello = (modules_dir / "hello_handler.wasm").read_bytes()
+    other = (modules_dir / "echo_handler.wasm").read_bytes()
+    assert server.deploy("flip", hello).status_code == 201
+    done = threading.Event()
+
+    def caller() -> list[int]:
+        statuses = []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not done.is_set():
+                statuses.append(client.post("/fn/flip", content=b"x").status_code)
+        return statuses
+
+    with ThreadPoolExecutor(5) as pool:
+        callers = [pool.submit(caller) for _ in range(4)]
+        for i in range(20):
+            assert server.deploy("flip", other if i % 2 == 0 else hello).status_code == 201
+        done.set()
+        statuses = [s for f in callers for s in f.result()]
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))
+
+
+def test_sigterm_answers_the_calls_in_flight(tmp_path: Path, modules_dir: Path) -> None:
+    """SIGTERM while calls run: each gets its whole answer (here the sleeper's own 504 at its
+    800 ms deadline), then the server exits."""
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = Server(tmp_path / "data").start()
+    try:
+        assert srv.deploy("nap", (modules_dir / "hostile/sleeper.wasm").read_bytes(), timeout_ms=800).status_code == 201
+
+        def call() -> tuple[int, str]:
+            with httpx.Client(base_url=srv.url, timeout=30) as client:
+                r = client.get("/fn/nap")
+                return r.status_code, r.json()["error"]["code"]
+
+        with ThreadPoolExecutor(4) as pool:
+            calls = [pool.submit(call) for _ in range(4)]
+            time.sleep(0.3)  # all four are sleeping in the guest
+            assert srv.proc is not None
+            srv.proc.send_signal(signal.SIGTERM)
+            assert [f.result() for f in calls] == [(504, "timeout")] * 4
+        # uvicorn shuts down gracefully, then ends by the signal it was sent (re-raised)
+        assert srv.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Traceback" not in srv.log(), srv.log()
+    finally:
+        srv.stop()
+        srv.client.close()
