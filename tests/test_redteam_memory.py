@@ -70,6 +70,15 @@ def read_head(sock: socket.socket, timeout: float = 10) -> bytes:
     return data
 
 
+def run_clients(attack) -> None:
+    """CLIENTS threads running `attack` at once."""
+    threads = [threading.Thread(target=attack) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+
 def good_calls_answer(server: Server) -> None:
     r = server.client.get("/fn/hello")
     assert r.status_code == 200 and r.content == b"Hello, world!\n"
@@ -99,11 +108,7 @@ def test_a_body_for_a_missing_function_is_never_read(server: Server) -> None:
         sock.sendall(head(server, "POST", "/fn/no-such-function", f"Content-Length: {16 * MIB}\r\n") + body)
         answers.append(read_head(sock))  # ...and never send the last byte
 
-    threads = [threading.Thread(target=attack) for _ in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_clients(attack)
     try:
         assert len(answers) == CLIENTS and all(a.startswith(b"HTTP/1.1 404 ") for a in answers)
         good_calls_answer(server)
@@ -142,11 +147,7 @@ def test_stalled_bodies_are_held_within_the_budget(server: Server) -> None:
         with lock:
             refused.append(answer)
 
-    threads = [threading.Thread(target=attack) for _ in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_clients(attack)
     try:
         held = buffered(server)
         assert 0 < held <= BUDGET, held

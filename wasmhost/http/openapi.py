@@ -42,7 +42,8 @@ def _errors(*codes: int) -> dict[str, Any]:
             408: "the request body did not arrive in time (request_timeout)", 412: "If-Match or If-None-Match "
             "did not hold: the function changed (precondition_failed)", 413: "too large",
             502: "the function failed (trap, memory_limit, bad_response, nonzero_exit)",
-            503: "overloaded (see Retry-After)", 504: "fuel_exhausted or timeout",
+            503: "overloaded (see Retry-After): no free worker, or the server's buffer budget is full",
+            504: "fuel_exhausted or timeout",
             507: "the disk or the database is full; nothing was stored (storage_full)"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
@@ -80,7 +81,7 @@ def build_openapi() -> dict[str, Any]:
             "summary": "List functions", "operationId": "list_functions", "tags": ["admin"], "security": AUTH,
             "responses": {"200": _json({"type": "object", "properties": {"functions": {"type": "array",
                                                                                       "items": function_ref}}},
-                                       "functions with their active version"), **_errors(401)}}},
+                                       "functions with their active version"), **_errors(400, 401)}}},
         "/v1/functions/{name}": {
             "put": {
                 "summary": "Deploy a new version (it becomes active)", "operationId": "deploy_function",
@@ -98,7 +99,7 @@ def build_openapi() -> dict[str, Any]:
                                                                    '"private": false, "concurrency": 0}'}}}}}},
                 "responses": {"201": _json({"allOf": [version_ref, {"type": "object", "properties": {
                     "compile_ms": {"type": "number"}, "code_source": {"enum": ["compile", "disk"]}}}]},
-                    "deployed", ETAG), **_errors(400, 401, 408, 412, 413, 507)}},
+                    "deployed", ETAG), **_errors(400, 401, 408, 412, 413, 503, 507)}},
             "get": {"summary": "A function with all its versions", "operationId": "get_function",
                     "tags": ["admin"], "security": AUTH, "parameters": [NAME],
                     "responses": {"200": _json(function_ref, "the function", ETAG), **_errors(400, 401, 404)}},
@@ -111,7 +112,7 @@ def build_openapi() -> dict[str, Any]:
                           "config": {"type": "object", "additionalProperties": {"type": "string"}},
                           "private": {"type": "boolean"}, "concurrency": {"type": "integer", "minimum": 0}}}}}},
                       "responses": {"200": _json(version_ref, "the active version", ETAG),
-                                    **_errors(400, 401, 404, 408, 412, 507)}},
+                                    **_errors(400, 401, 404, 408, 412, 503, 507)}},
             "delete": {"summary": "Delete a function and all its versions (its version numbers are "
                                   "not reused by a new function of that name)", "operationId": "delete_function",
                        "tags": ["admin"], "security": AUTH, "parameters": [NAME, IF_MATCH],
@@ -125,7 +126,7 @@ def build_openapi() -> dict[str, Any]:
             "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                 "version": {"type": "integer", "minimum": 1}}}}}},
             "responses": {"200": _json(version_ref, "the now active version", ETAG),
-                          **_errors(400, 401, 404, 412, 507)}}},
+                          **_errors(400, 401, 404, 408, 412, 503, 507)}}},
         "/v1/functions/{name}/logs": {"get": {
             "summary": "Recent invocations that wrote log lines or failed, with their logs, newest first", "operationId": "function_logs",
             "tags": ["admin"], "security": AUTH,
@@ -135,7 +136,7 @@ def build_openapi() -> dict[str, Any]:
             "responses": {"200": _json({"type": "object"}, "invocations"), **_errors(400, 401, 404)}}},
         "/v1/info": {"get": {"summary": "Versions, limits and engine settings", "operationId": "info",
                              "tags": ["admin"], "security": AUTH,
-                             "responses": {"200": _json({"type": "object"}, "server information"), **_errors(401)}}},
+                             "responses": {"200": _json({"type": "object"}, "server information"), **_errors(400, 401)}}},
         "/healthz": {"get": {"summary": "The process answers", "operationId": "healthz", "tags": ["ops"],
                              "responses": {"200": _json({"type": "object"}, "ok")}}},
         "/readyz": {"get": {"summary": "Engine up and data directory writable", "operationId": "readyz",
