@@ -107,12 +107,10 @@ def test_a_deploy_onto_a_full_disk_is_507_and_leaves_nothing(small_disk, modules
     disk, mounted = small_disk
     hello = (modules_dir / "hello_handler.wasm").read_bytes()
     big = with_custom_section(hello, 1 * MIB)  # its blob cannot be stored; its artifact (small) can
-    preexec = None
-    if not mounted:  # no tmpfs here: no file of the server may pass 512 KiB instead
-        def preexec() -> None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (512 * KIB, resource.RLIM_INFINITY))
+    def small_files() -> None:  # no tmpfs here: no file of the server may pass 512 KiB instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * KIB, resource.RLIM_INFINITY))
     data = disk / "data"
-    with Server(data, preexec=preexec) as srv:
+    with Server(data, preexec=None if mounted else small_files) as srv:
         assert srv.deploy("hello", hello).status_code == 201
         if mounted:
             fill(disk, leave=256 * KIB)  # room for an artifact, not for the 1 MiB blob

@@ -23,7 +23,7 @@ from ..registry import validate_name
 from .auth import AdminAuth
 from .buffers import BufferBudget
 from .deadlines import Deadlines
-from .invoke import DIGITS, read_body
+from .bodies import DIGITS, read_body
 from .metrics import Metrics
 
 LIMIT_KEYS = ("fuel", "timeout_ms", "memory_mb")
