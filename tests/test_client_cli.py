@@ -317,3 +317,27 @@ def test_invoke_error_rule() -> None:
     assert invoke_error(response(502, trap, x_wasmhost_version="1", x_request_id="r2")) is None
     assert invoke_error(response(404, shaped, x_wasmhost_version="1", x_request_id="r1")) is None
     assert invoke_error(response(500, b"oops", "text/plain", x_wasmhost_version="1")) is None
+
+
+def test_conditional_writes_from_the_client_and_cli(srv: Server, modules_dir: Path) -> None:
+    """`if_version` (Client) and `--if-version` (CLI) make a write apply only while that version
+    is active; otherwise `precondition_failed`, and nothing changes."""
+    hello = modules_dir / "hello_handler.wasm"
+    with Client(srv.url, token=TOKEN) as client:
+        v1 = client.deploy("cond", hello.read_bytes())["version"]
+        v2 = client.update("cond", fuel=5_000_000, if_version=v1)
+        assert v2["version"] == v1 + 1 and v2["limits"]["fuel"] == 5_000_000
+        with pytest.raises(ClientError) as caught:
+            client.update("cond", timeout_ms=500, if_version=v1)
+        assert caught.value.code == "precondition_failed" and caught.value.details["active_version"] == v2["version"]
+        for stale in (lambda: client.set_policy("cond", concurrency=2, if_version=v1),
+                      lambda: client.rollback("cond", if_version=v1),
+                      lambda: client.delete("cond", if_version=v1),
+                      lambda: client.deploy("cond", hello.read_bytes(), if_version=v1)):
+            with pytest.raises(ClientError, match="changed"):
+                stale()
+        assert client.info("cond")["active_version"] == v2["version"]
+    out = cli(srv, "deploy", "cond", str(hello), "--if-version", str(v1), ok=False)
+    assert "precondition_failed" in out.stderr.decode()
+    out = cli(srv, "deploy", "cond", str(hello), "--if-version", str(v2["version"]), ok=True)
+    assert text(out).startswith(f"deployed cond v{v2['version'] + 1} ")
