@@ -267,7 +267,7 @@ class FunctionApp:
     def _check_host(self, hosts: int, host: bytes, scope: Scope) -> None:
         """RFC 9112 §3.2 for a request whose Host is not one already seen valid."""
         check_host(hosts, host, scope.get("http_version", "1.1"))
-        if hosts == 1:
+        if hosts == 1 and len(host) <= 300:  # a DNS name has at most 253 bytes: keep the cache small
             if len(self._hosts_seen) >= 256:
                 self._hosts_seen.clear()
             self._hosts_seen.add(host)
