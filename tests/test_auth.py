@@ -172,3 +172,20 @@ def test_private_needs_a_server_token(tmp_path: Path, modules_dir: Path) -> None
         assert srv.deploy("p", wasm, private="false").status_code == 201
         r = srv.client.patch("/v1/functions/p", json={"private": True})
         assert r.status_code == 400 and srv.client.get("/fn/p").status_code == 200
+
+
+def test_a_private_function_answers_401_before_reading_the_body(server: Server) -> None:
+    """Issue 15: `100 Continue` came before the 401, so a caller without the token could make the
+    server take its body. Now the 401 comes from the head, and the body is never asked for."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /fn/closed-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"100 Continue" not in answer, answer[:300]
+    assert b"connection: close" in answer.lower()
