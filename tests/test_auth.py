@@ -80,6 +80,9 @@ def test_a_private_function_needs_the_token(server: Server) -> None:
             assert r.status_code == 401, (path, headers, r.status_code, r.text)
             error = r.json()["error"]
             assert error["code"] == "unauthorized" and "is private" in error["message"]
+            # RFC 9110 §11.6.1: a 401 says how to authenticate (it was missing on /fn/, issue 16)
+            assert r.headers["www-authenticate"] == 'Bearer realm="wasmhost"'
+            assert r.headers["x-request-id"] == error["request_id"]
     r = call(server, "POST", "/fn/closed-echo/x?q=1", headers=BEARER, content=b"hi")
     assert r.status_code == 200
     seen = msgpack.unpackb(r.content, raw=False)

@@ -48,6 +48,13 @@ class NotFound(WasmhostError):
     http_status = 404
 
 
+class MethodNotAllowed(WasmhostError):
+    """An admin or ops route asked with a method it does not take (functions take every method)."""
+
+    code = "method_not_allowed"
+    http_status = 405
+
+
 class InvalidModule(WasmhostError):
     """Not wasm, fails validation, unsupported imports or no known guest interface."""
 
@@ -141,7 +148,7 @@ class NonZeroExit(GuestError):
 
 
 ALL_ERRORS: tuple[type[WasmhostError], ...] = (
-    InternalError, BadRequest, NotFound, InvalidModule, TooLarge, RequestTimeout, Unauthorized,
+    InternalError, BadRequest, NotFound, MethodNotAllowed, InvalidModule, TooLarge, RequestTimeout, Unauthorized,
     PreconditionFailed, StorageFull, Overloaded,
     FuelExhausted, Timeout, MemoryLimit, Trap, BadResponse, NonZeroExit,
 )

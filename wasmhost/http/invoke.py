@@ -17,7 +17,6 @@ tier and time, instantiate, run) and `X-Request-Id`, which finds its logs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -32,7 +31,7 @@ from .auth import AdminAuth
 from .bodies import DIGITS, receive_body
 from .buffers import SMALL, BufferBudget
 from .deadlines import Deadlines
-from .errors import error_body
+from .errors import send_error
 from .metrics import Metrics
 from .pool import InvocationPool
 
@@ -285,7 +284,7 @@ class FunctionApp:
                 (b"x-wasmhost-version", b"%d" % inv.version)]
         if inv.error is not None:
             assert isinstance(inv.error, WasmhostError)
-            await send_error(send, inv.error, request_id, ours)
+            await send_error(send, inv.error, request_id, extra=ours)
             return
         response = inv.response
         assert response is not None
@@ -316,7 +315,7 @@ class FunctionApp:
             self.buffers.take(len(body), what="an answer")
         except Overloaded as exc:
             self.metrics.overloaded.inc()
-            await send_error(send, exc, request_id, ours)
+            await send_error(send, exc, request_id, extra=ours)
             return
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -344,23 +343,6 @@ class FunctionApp:
             self.logs.add(InvocationRecord(request_id, inv.function, inv.version, time.time(), status, code,
                                            round(inv.timings.total * 1e3, 3), inv.tier, inv.fuel_used,
                                            inv.logs, inv.logs_truncated))
-
-
-async def send_error(send: Send, exc: WasmhostError, request_id: bytes | None,
-                     extra: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> None:
-    rid = request_id.decode() if request_id else None
-    body = json.dumps(error_body(exc, rid), ensure_ascii=False, separators=(",", ":")).encode()  # as JSONResponse
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if rid and not extra:
-        headers.append((b"x-request-id", request_id or b""))
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    if close:
-        headers.append((b"connection", b"close"))
-    headers.extend(extra or ())
-    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class FunctionDispatch:

@@ -20,7 +20,7 @@ headers parsed from one read, for one connection, during one callback (measured:
 empty headers, 6.3 MB, freed at once). Chunked-body trailers, which uvicorn appended to the
 scope's headers after the app had read them and without a limit, are dropped.
 
-A refused client gets a JSON error body in the project's shape (`http/errors.error_body`,
+A refused client gets a JSON error body in the project's shape (`http/errors.render_error`,
 no `request_id`: the request never reached the app), `Connection: close` and a half-close;
 what it still sends is read and dropped (up to `LINGER_BYTES`, for at most `LINGER_S`
 seconds) so that a client still writing its head sees the answer rather than a reset. If a
@@ -37,7 +37,6 @@ that the hot path has no extra Python frame.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import struct
 import termios
@@ -49,7 +48,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ..errors import BadRequest, RequestTimeout, TooLarge, WasmhostError
-from .errors import error_body
+from .errors import render_error
 
 KIB = 1024
 MAX_URL_BYTES = 16 * KIB  # AWS ALB / Cloudflare: 16 KiB; nginx and Apache: ~8 KiB request line
@@ -328,13 +327,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if cycle is not None and not cycle.response_complete and not current:
                 cycle.keep_alive = False  # an earlier pipelined request is being answered: close after it
                 return
-            body = json.dumps(error_body(exc), separators=(",", ":")).encode()  # as JSONResponse writes it
+            _, headers, body = render_error(exc, close=True)
             head = [STATUS_LINE[status]]
-            for name, value in self.server_state.default_headers:
+            for name, value in [*self.server_state.default_headers, *headers]:
                 head += [name, b": ", value, b"\r\n"]
-            head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-                        % len(body))
-            transport.write(b"".join(head) + body)
+            transport.write(b"".join(head) + b"\r\n" + body)
             if not transport.can_write_eof():
                 transport.close()
                 return
