@@ -85,7 +85,7 @@ def baseline_call(engine, module, linker, request: bytes):
 
 
 def bench_memory_tier(built: dict[str, Path], n: int, repeats: int) -> dict:
-    from wasmhost.abi.handler import encode_request
+    from wasmhost.abi.handler_codec import encode_request_py as encode_request
     from wasmhost.host import Host
     from wasmhost.models import Request
     from wasmhost.settings import Settings

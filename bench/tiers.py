@@ -129,7 +129,7 @@ def baseline(engine, w: Workload, n: int, repeats: int) -> dict:
     """The plain wasmtime-py fresh-instance call of an already compiled handler module."""
     import wasmtime
 
-    from wasmhost.abi.handler import encode_request
+    from wasmhost.abi.handler_codec import encode_request_py as encode_request
 
     module = wasmtime.Module(engine, w.wasm.read_bytes())
     linker = wasmtime.Linker(engine)
@@ -165,7 +165,7 @@ def naive_call(engine, w: Workload, tmp: Path) -> bytes:
     """Compile, link, instantiate, run: everything from the bytes, once per request (WAGI's way)."""
     import wasmtime
 
-    from wasmhost.abi.handler import encode_request
+    from wasmhost.abi.handler_codec import encode_request_py as encode_request
 
     module = wasmtime.Module(engine, w.wasm.read_bytes())
     linker = wasmtime.Linker(engine)

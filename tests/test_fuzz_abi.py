@@ -19,10 +19,15 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from wasmhost.abi import cgi, handler
+from wasmhost import callpath
+from wasmhost.abi import cgi
+from wasmhost.abi import handler_codec as handler
 from wasmhost.abi.cgi import MAX_HEADER_BYTES, MAX_HEADER_LINES, parse_output
-from wasmhost.abi.handler import (SMALL_RESPONSE, decode_plain, decode_response, decode_response_py, encode_fields,
-                                  encode_request, encode_request_py, packed_config)
+from wasmhost.abi.handler_codec import (SMALL_RESPONSE, decode_response, decode_response_py, encode_fields,
+                                        encode_request_py, packed_config)
+
+_C = callpath.choose(True)
+decode_plain, encode_fields_c = _C.decode_response, _C.encode_request
 from wasmhost.errors import BadResponse, WasmhostError
 from wasmhost.models import Request, Response
 
@@ -157,7 +162,7 @@ _hvalue = st.text(st.characters(blacklist_categories=("Cs", "Cc"), whitelist_cha
 def _decoders(raw: bytes):
     """Every decoder that would see `raw`, by name: the public one, the reference, and the small
     and streaming halves of the reference (each on any size, so both are fuzzed on every input)."""
-    out = {"decode_response": decode_response, "py": decode_response_py,
+    out = {"decode_response": lambda r: decode_response(r, decode_plain), "py": decode_response_py,
            "small": handler._decode_small, "streaming": handler._decode_streaming}
     if decode_plain is not None and len(raw) <= SMALL_RESPONSE:
         out["c"] = lambda r: (lambda t: None if t is None else Response(*t))(decode_plain(r))
@@ -325,12 +330,14 @@ def test_requests_encode_to_the_documented_map(method, path, query, headers, bod
     request = Request(method=method, path=path, query=query, headers=tuple(headers), body=body)
     expected_map = {"method": method, "path": _wire(path), "query": _wire(query),
                     "headers": [[_wire(n), _wire(v)] for n, v in headers], "body": body, "config": config}
-    encodings = {"py": encode_request_py(request, config), "public": encode_request(request, config)}
-    if encode_fields is not None:  # as the HTTP route passes it: the server's raw bytes
-        encodings["c-bytes"] = encode_fields(
-            method, path.encode("utf-8", "surrogateescape"), query.encode("utf-8", "surrogateescape"),
-            [(n.encode("latin-1"), v.encode("utf-8", "surrogateescape")) for n, v in headers],
-            body) + packed_config(config)
+    encodings = {"py": encode_request_py(request, config),
+                 "fields": encode_fields(method, path, query, headers, body) + packed_config(config)}
+    for name, encode in (("py-bytes", encode_fields), ("c-bytes", encode_fields_c)):
+        if encode is not None:  # as the HTTP route passes it: the server's raw bytes
+            encodings[name] = encode(
+                method, path.encode("utf-8", "surrogateescape"), query.encode("utf-8", "surrogateescape"),
+                [(n.encode("latin-1"), v.encode("utf-8", "surrogateescape")) for n, v in headers],
+                body) + packed_config(config)
     for name, raw in encodings.items():
         decoded = msgpack.unpackb(raw, raw=False, strict_map_key=False)
         assert list(decoded) == ["method", "path", "query", "headers", "body", "config"], name

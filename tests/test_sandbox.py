@@ -256,7 +256,7 @@ def test_timeout_is_near_the_deadline(host: Host, wasm) -> None:
 
 
 def test_many_hostile_calls_leave_no_state_behind(host: Host, wasm) -> None:
-    from wasmhost.abi.hostcalls import STATES
+    from wasmhost.hostcalls import STATES
     bomb = deploy(host, wasm, "hostile/memory_bomb", limits={"memory_mb": 4})
     trap = deploy(host, wasm, "hostile/unreachable")
     for _ in range(30):

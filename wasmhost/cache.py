@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 import wasmtime
 import xxhash
 
-from .abi.hostcalls import WASI_MODULE, Linkers
+from .hostcalls import WASI_MODULE, Linkers
 from .compiler import ModuleCompiler
 from .engine import WasmEngine
 from .native import address

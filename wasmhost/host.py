@@ -10,18 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import wasmtime
 
 from .abi.detect import check_route_targets, inspect_module
-from .abi.hostcalls import Linkers, build_linkers
 from .cache import CompiledCache
 from .compiler import CompileBudget, ModuleCompiler, compile_module
-from .engine import WasmEngine, shared_engine
+from .engine import shared_engine
 from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
 from .models import Abi, Deployment, Expect, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
 from .registry import Registry, validate_name
@@ -53,20 +51,6 @@ WARMUP_WASI_WAT = """(module
   (func (export "wasmhost_handle") (param i32 i32) (result i64)
     (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 48)))
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 1))))"""
-
-_linkers: dict[tuple[int, bool], Linkers] = {}
-_linkers_lock = threading.Lock()
-
-
-def linkers_for(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
-    """Linkers are per engine (and invocation path) and store-independent: build them once."""
-    key = (id(wasm), fastpath is not None)
-    with _linkers_lock:
-        linkers = _linkers.get(key)
-        if linkers is None:
-            linkers = _linkers[key] = build_linkers(wasm, fastpath)
-        return linkers
-
 
 def check_config(config: Mapping[str, Any] | None) -> dict[str, str]:
     """Config variables become WASI environment entries and msgpack map keys:
@@ -104,7 +88,7 @@ class Host:
         self.settings = settings or Settings.from_env()
         self.wasm = shared_engine(self.settings)
         self.sandbox = Sandbox(self.wasm, self.settings)
-        self.linkers = linkers_for(self.wasm, self.sandbox.fast)
+        self.linkers = self.sandbox.linkers
         self.registry = Registry(self.settings.data_dir)
         self.compiler = ModuleCompiler(self.wasm, CompileBudget.from_settings(self.settings))
         self.cache = CompiledCache(self.wasm, self.compiler, self.linkers, self.settings.data_dir, self.registry.read_blob,
@@ -293,27 +277,22 @@ class Host:
             log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
         return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}
 
-    def invoke_inline(self, fv: FunctionVersion, request: Request | bytes) -> Invocation | None:
+    def invoke_inline(self, fv: FunctionVersion, method: str, path: str, query: bytes,
+                      headers: Sequence[tuple[bytes, bytes]], body: bytes) -> Invocation | None:
         """Run a call of the resolved version `fv` (see `resolve`) on the calling thread when
-        it is cheap, else return None.
+        it is cheap, else return None. The request comes as the HTTP server has it: the
+        handler's encoding is made from those bytes, and no `Request` is built unless the
+        call goes to a worker.
 
         Cheap: the module is in the memory tier, speaks `handler` without WASI, and
         finishes within INLINE_FUEL and INLINE_HOST_CALLS. A call that runs out of
         that budget is abandoned (None) and must be rerun with `run` on a worker;
         that is safe because a guest has no effects outside its fresh instance. A
         function that overran is not tried inline again for INLINE_BACKOFF_S. This
-        saves the thread hop (~100 µs over HTTP here) for the calls that are shorter
-        than the hop, while bounding what an inline attempt can cost the caller.
-
-        `request` may also be the request's fields encoded by `handler.encode_fields`
-        (the HTTP route's way: no Request object unless the call goes to a worker);
-        those are only run on the C path (`Sandbox.plain_handler`), else None.
+        saves the thread hop for the calls that are shorter than the hop (bench/README.md,
+        "Inline calls"), while bounding what an inline attempt can cost the caller.
         """
-        if fv.abi != "handler":
-            return None
-        encoded = type(request) is bytes
-        size = len(request) if encoded else len(request.body)  # type: ignore[union-attr,arg-type]
-        if size > self.settings.max_request_bytes:  # encoded: larger than the body; the worker decides
+        if fv.abi != "handler" or len(body) > self.settings.max_request_bytes:
             return None
         now = time.monotonic()
         if self._inline_off.get(fv.digest, 0.0) > now:
@@ -321,14 +300,8 @@ class Host:
         prepared = self.cache.peek(fv.digest)
         if prepared is None or prepared.uses_wasi:
             return None
-        if encoded:
-            if not self.sandbox.plain_handler(prepared, fv):
-                return None
-            result = self.sandbox.run_encoded(prepared, fv, request, INLINE_FUEL,  # type: ignore[arg-type]
-                                              INLINE_HOST_CALLS)
-        else:
-            result = self.sandbox.run_bounded(prepared, fv, request, INLINE_FUEL,  # type: ignore[arg-type]
-                                              INLINE_HOST_CALLS)
+        result = self.sandbox.run_inline(prepared, fv, method, path, query, headers, body, fv.config,
+                                         INLINE_FUEL, INLINE_HOST_CALLS)
         if result is None:
             self._inline_off[fv.digest] = now + INLINE_BACKOFF_S
         return result

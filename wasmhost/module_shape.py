@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from .engine import POOL_TABLE_ELEMENTS, WasmEngine
 from .errors import InvalidModule
+from .native import MAX_TABLE_ELEMENTS
 
-# What one instance may have (the Store limiter in native.py and _fastpath.c: one memory,
-# one table of at most STORE_TABLE_ELEMENTS; a pooling slot holds at most POOL_TABLE_ELEMENTS).
-STORE_TABLE_ELEMENTS = 100_000
+# What one instance may have: one memory, one table of at most native.MAX_TABLE_ELEMENTS (the
+# Store limiter of both call paths), or POOL_TABLE_ELEMENTS in a pooling slot.
 WASM_PAGE = 65536
 
 
@@ -214,7 +214,7 @@ def check_declared_shape(wasm: WasmEngine, wasm_bytes: bytes) -> None:
     if pages * WASM_PAGE > wasm.config.max_memory_bytes:
         raise InvalidModule(f"the module's initial memory of {pages * WASM_PAGE // (1024 * 1024)} MiB "
                             f"({pages} pages) exceeds the server maximum of {max_mib} MiB", memory_mb=max_mib)
-    limit = POOL_TABLE_ELEMENTS if wasm.pooling else STORE_TABLE_ELEMENTS
+    limit = POOL_TABLE_ELEMENTS if wasm.pooling else MAX_TABLE_ELEMENTS
     if shape.table_min > limit:
         raise InvalidModule(f"the module's table has {shape.table_min} initial elements; this server allows at "
                             f"most {limit}", table_elements=limit)

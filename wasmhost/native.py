@@ -1,26 +1,27 @@
-"""The C-API fast path for one invocation.
+"""wasmtime's C API through ctypes: one fresh-instance call, as the C extension makes it.
 
 wasmtime-py's Python layer wraps every export of every new instance and rebuilds
-function types on each call; that is about half the cost of a fresh-instance
-call (FACTS.md). This module calls wasmtime's C API directly, through its own
-ctypes function objects declared with plain integer/pointer argument types (no
-per-call ctypes type checks, no pointer objects), for the few operations an
-invocation needs: new Store, limits, WASI context, instantiate an InstancePre,
-look up an export, call it, read and write linear memory, drop the Store.
+function types on each call, about half the cost of a fresh-instance call (FACTS.md).
+This module calls the C API directly, through its own ctypes function objects declared
+with plain integer/pointer argument types (no per-call type checks, no pointer objects).
 
-Every ctypes call into wasmtime releases the GIL, so wasm runs in parallel with
-the event loop and other invocations.
-
-Failures surface as `GuestFault` (a trap, an exit status or a runtime error),
-which `sandbox.py` classifies; nothing here knows about HTTP or the registry.
+`call_handler` and `call_export` are the ctypes twins of `_fastpath.call_handler` and
+`call_export` (wasmhost/csrc/fastpath_call.c): the same steps, arguments and `Outcome`s,
+returning a `RawCall` with the fields of the extension's `CallResult`; `callpath.py`
+picks one of the two per process. Every ctypes call into wasmtime releases the GIL, so
+wasm runs in parallel with the event loop and other invocations. Faults come back as
+wasmtime error and trap pointers; `fault_from` turns them into a `GuestFault`, which the
+sandbox classifies. Nothing here knows about HTTP or the registry.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from ctypes import c_bool, c_char_p, c_int32, c_int64, c_size_t, c_uint8, c_uint64, c_void_p
-from typing import Any, Callable, Sequence
+from enum import IntEnum
+from typing import Any, Callable, NamedTuple, Sequence
 
 import wasmtime
 from wasmtime import _bindings as capi
@@ -29,6 +30,42 @@ EXTERN_FUNC = 0
 EXTERN_MEMORY = 3
 _OF = capi.wasmtime_extern_t.of.offset  # offset of the union inside wasmtime_extern_t
 _VAL = ctypes.sizeof(capi.wasmtime_val_raw_t)
+# What one Store may hold: one memory, one table of at most this many elements, one instance.
+# The one place it is written: the extension gets it at init(), module_shape checks modules with it.
+MAX_TABLE_ELEMENTS = 100_000
+
+
+class Outcome(IntEnum):
+    """How a call ended; the extension exports the same names and values (checked at load)."""
+
+    OK = 0
+    FAULT_INSTANTIATE = 1  # error, trap
+    FAULT_RUN = 2  # error, trap, memory_size
+    ALLOC_OUT_OF_BOUNDS = 3  # pointer (what wasmhost_alloc returned), memory_size
+    RESPONSE_TOO_LARGE = 4  # length (declared)
+    RESPONSE_OUT_OF_BOUNDS = 5  # pointer, length, memory_size
+    MISSING_EXPORT = 6  # export: 0 alloc, 1 handle, 2 memory, 3 the entry point, 4 _initialize
+
+
+class RawCall(NamedTuple):
+    """What one fresh-instance call did: the fields of `_fastpath.CallResult`, in its order."""
+
+    outcome: int
+    response: bytes | None = None  # the handler's answer (OK)
+    error: int = 0  # wasmtime_error_t* of a fault (the receiver owns it)
+    trap: int = 0  # wasm_trap_t* of a fault (likewise)
+    memory_size: int = 0
+    pointer: int = 0
+    length: int = 0
+    export: int = 0
+    fuel_used: int = 0
+    instantiate_ns: int = 0
+    run_ns: int = 0
+    stdout: bytes | None = None  # what a WAGI program wrote to fd 1 (call_export)
+    stdout_overflow: bool = False
+    log: bytes | None = b""
+    log_truncated: bool = False
+    over_budget: bool = False
 
 
 def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -150,99 +187,159 @@ def _scratch() -> _ScratchAddrs:
         return _local.scratch
 
 
-class NativeCall:
-    """One Store and at most one instance in it; closed exactly once.
-
-    Export slots: each `export()` fills one of three extern slots of the thread's
-    scratch buffer (round robin) and returns the address of the func/memory in
-    it, so at most three exports are live at once. Slot 3 is the host functions'.
-    """
-
-    __slots__ = ("store", "ctx", "s", "fuel", "_slot")
-
-    def __init__(self, engine_ptr: int, key: int, fuel: int, memory_bytes: int, deadline_ticks: int) -> None:
-        self.s = _scratch()
-        self.s.buf.key = key
-        # Store data = a struct whose first field is the key (the layout _fastpath.c uses too).
-        self.store = _store_new(engine_ptr, self.s.key, None)
-        self.ctx = ctx = _store_context(self.store)
-        self.fuel = fuel
-        self._slot = 0
-        # One memory, one table, one instance: enough for any core module we accept.
-        _store_limiter(self.store, memory_bytes, 100_000, 1, 1, 1)
-        error = _set_fuel(ctx, fuel)
-        if error:  # pragma: no cover - fuel is always enabled on our engines
-            raise _fault_from(error, None, "setup")
-        _set_epoch_deadline(ctx, deadline_ticks)
-
-    def set_wasi(self, config: int) -> None:
-        """Attach a config from `wasi_config()`; the store takes ownership of it."""
-        error = _set_wasi(self.ctx, config)
-        if error:
-            raise _fault_from(error, None, "instantiate")
-
-    def instantiate(self, pre_ptr: int) -> None:
-        s = self.s
+def _open(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int,
+          wasi: int) -> tuple[int, int, int, int]:
+    """A Store with fuel, memory cap, deadline and WASI (which it takes over), and the module
+    instantiated in it: (store, ctx, error, trap), as fastpath_call.c's start()."""
+    s = _scratch()
+    s.buf.key = key
+    # Store data = a struct whose first field is the key (fastpath.h's hoststate_t starts alike).
+    store = _store_new(engine, s.key, None)
+    ctx = _store_context(store)
+    _store_limiter(store, memory_bytes, MAX_TABLE_ELEMENTS, 1, 1, 1)
+    error = _set_fuel(ctx, fuel) or 0
+    _set_epoch_deadline(ctx, ticks)
+    if wasi:
+        wasi_error = _set_wasi(ctx, wasi) or 0
+        if not error:
+            error = wasi_error
+        elif wasi_error:
+            _error_delete(wasi_error)
+    trap = 0
+    if not error:
         s.buf.trap = None
-        error = _instantiate_pre(pre_ptr, self.ctx, s.instance, s.trap)
-        if error or s.buf.trap:
-            raise _fault_from(error, s.buf.trap, "instantiate")
+        error = _instantiate_pre(pre, ctx, s.instance, s.trap) or 0
+        trap = s.buf.trap or 0
+    return store, ctx, error, trap
 
-    def export(self, name: bytes, kind: int) -> int:
-        """Address of the exported func or memory `name` (valid for this call)."""
-        slot = self.s.externs + 32 * (self._slot % 3)
-        self._slot += 1
-        if not _export_get(self.ctx, self.s.instance, name, len(name), slot) or \
-                c_uint8.from_address(slot).value != kind:
-            what = "memory" if kind == EXTERN_MEMORY else "function"
-            raise GuestFault(f"the module has no exported {what} {name.decode(errors='replace')!r}")
-        return slot + _OF
 
-    def nullary_export(self, name: bytes) -> int:
-        """A `() -> ()` function export. Deploy checks this already; checking again
-        here is the second line of defence: an unchecked call with the wrong arity
-        corrupts memory instead of failing."""
-        func = self.export(name, EXTERN_FUNC)
-        ty = _func_type(self.ctx, func)
-        try:
-            ok = bool(ty) and c_size_t.from_address(_functype_params(ty)).value == 0 \
-                and c_size_t.from_address(_functype_results(ty)).value == 0
-        finally:
-            if ty:
-                _functype_delete(ty)
-        if not ok:
-            raise GuestFault(f"export {name.decode(errors='replace')!r} is not a () -> () function")
-        return func
+def _close(store: int, ctx: int, fuel: int) -> int:
+    """Delete the Store; the fuel the call used."""
+    s = _scratch()
+    error = _get_fuel(ctx, s.fuel)
+    left = s.buf.fuel if not error else 0
+    if error:
+        _error_delete(error)
+    _store_delete(store)
+    return fuel - left
 
-    @property
-    def args(self) -> int:
-        """Address of the raw argument/result slots (4 × wasmtime_val_raw_t)."""
-        return self.s.args
 
-    def call(self, func: int, nargs: int) -> None:
-        """Call with raw values in `args` (types were checked at deploy)."""
-        s = self.s
-        s.buf.trap = None
-        error = _call_unchecked(self.ctx, func, s.args, nargs, s.trap)
-        if error or s.buf.trap:
-            raise _fault_from(error, s.buf.trap, "run")
+def _export(ctx: int, name: bytes, kind: int, slot: int) -> int:
+    """The address of export `name` of `kind`, in extern slot `slot` (0-2; 3 is the host
+    functions'), or 0."""
+    at = _scratch().externs + 32 * slot
+    if _export_get(ctx, _scratch().instance, name, len(name), at) and c_uint8.from_address(at).value == kind:
+        return at + _OF
+    return 0
 
-    def memory_span(self, memory: int) -> tuple[int, int]:
-        """(address, size) of a linear memory now; valid until the next wasm call."""
-        return _memory_data(self.ctx, memory) or 0, _memory_data_size(self.ctx, memory)
 
-    def fuel_used(self) -> int:
-        error = _get_fuel(self.ctx, self.s.fuel)
-        if error:
-            _error_delete(error)
-            return self.fuel
-        return self.fuel - self.s.buf.fuel
+def _nullary(ctx: int, func: int) -> bool:
+    """Whether a function takes and returns nothing. Deploy checks this already; this is the
+    second line of defence: an unchecked call with the wrong arity corrupts memory."""
+    ty = _func_type(ctx, func)
+    try:
+        return bool(ty) and c_size_t.from_address(_functype_params(ty)).value == 0 \
+            and c_size_t.from_address(_functype_results(ty)).value == 0
+    finally:
+        if ty:
+            _functype_delete(ty)
 
-    def close(self) -> None:
-        if self.store:
-            _store_delete(self.store)
-            self.store = None
-            self.ctx = None
+
+def _call(ctx: int, func: int) -> tuple[int, int]:
+    """Call with the raw values in the scratch args: (error, trap)."""
+    s = _scratch()
+    s.buf.trap = None
+    error = _call_unchecked(ctx, func, s.args, 4, s.trap) or 0
+    return error, s.buf.trap or 0
+
+
+def _memory_size(ctx: int) -> int:
+    memory = _export(ctx, b"memory", EXTERN_MEMORY, 2)
+    return _memory_data_size(ctx, memory) if memory else 0
+
+
+def call_handler(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int, wasi: int,
+                 initialize: bool, request: bytes, max_response: int, host_calls_left: int,
+                 max_log_bytes: int) -> RawCall:
+    """One fresh-instance call of a handler module (`_fastpath.call_handler`'s twin). Log
+    lines are the Python host functions' (hostcalls.CallState), so `log` is empty here."""
+    s = _scratch()
+    t0 = time.perf_counter_ns()
+    store, ctx, error, trap = _open(engine, pre, key, fuel, memory_bytes, ticks, wasi)
+    t1 = time.perf_counter_ns()
+    outcome, response, memory_size, pointer, length, which = Outcome.OK, None, 0, 0, 0, 0
+    if error or trap:
+        outcome = Outcome.FAULT_INSTANTIATE
+    else:
+        if initialize:
+            func = _export(ctx, b"_initialize", EXTERN_FUNC, 0)
+            if not func or not _nullary(ctx, func):
+                outcome, which = Outcome.MISSING_EXPORT, 4
+            else:
+                error, trap = _call(ctx, func)
+                if error or trap:
+                    outcome = Outcome.FAULT_RUN
+        if outcome == Outcome.OK:
+            alloc = _export(ctx, b"wasmhost_alloc", EXTERN_FUNC, 0)
+            handle = _export(ctx, b"wasmhost_handle", EXTERN_FUNC, 1)
+            memory = _export(ctx, b"memory", EXTERN_MEMORY, 2)
+            if not alloc or not handle or not memory:
+                outcome, which = Outcome.MISSING_EXPORT, 0 if not alloc else 1 if not handle else 2
+            else:
+                set_i32(s.args, 0, len(request))
+                error, trap = _call(ctx, alloc)
+                if error or trap:
+                    outcome = Outcome.FAULT_RUN
+                else:
+                    ptr, size = get_i32(s.args, 0), _memory_data_size(ctx, memory)
+                    if ptr + len(request) > size:
+                        outcome, pointer, memory_size = Outcome.ALLOC_OUT_OF_BOUNDS, ptr, size
+                    else:
+                        ctypes.memmove((_memory_data(ctx, memory) or 0) + ptr, request, len(request))
+                        set_i32(s.args, 0, ptr)
+                        set_i32(s.args, 1, len(request))
+                        error, trap = _call(ctx, handle)
+                        if error or trap:
+                            outcome = Outcome.FAULT_RUN
+                        else:
+                            packed = get_i64(s.args, 0)
+                            out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
+                            size = _memory_data_size(ctx, memory)
+                            if out_len > max_response:
+                                outcome, length = Outcome.RESPONSE_TOO_LARGE, out_len
+                            elif out_ptr + out_len > size:
+                                outcome, pointer, length, memory_size = (Outcome.RESPONSE_OUT_OF_BOUNDS, out_ptr,
+                                                                         out_len, size)
+                            else:
+                                response = ctypes.string_at((_memory_data(ctx, memory) or 0) + out_ptr, out_len)
+        if outcome == Outcome.FAULT_RUN:
+            memory_size = _memory_size(ctx)
+    t2 = time.perf_counter_ns()
+    used = _close(store, ctx, fuel)
+    return RawCall(outcome, response, error, trap, memory_size, pointer, length, which, used, t1 - t0, t2 - t1)
+
+
+def call_export(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int, wasi: int,
+                export: bytes, capture_stdout: bool, max_stdout: int, max_log_bytes: int) -> RawCall:
+    """One fresh-instance run of a `() -> ()` export (`_fastpath.call_export`'s twin); what
+    the program writes is the Python host functions' (hostcalls.CallState)."""
+    t0 = time.perf_counter_ns()
+    store, ctx, error, trap = _open(engine, pre, key, fuel, memory_bytes, ticks, wasi)
+    t1 = time.perf_counter_ns()
+    outcome, memory_size, which = Outcome.OK, 0, 0
+    if error or trap:
+        outcome = Outcome.FAULT_INSTANTIATE
+    else:
+        func = _export(ctx, export, EXTERN_FUNC, 0)
+        if not func or not _nullary(ctx, func):
+            outcome, which = Outcome.MISSING_EXPORT, 3
+        else:
+            error, trap = _call(ctx, func)
+            if error or trap:
+                outcome, memory_size = Outcome.FAULT_RUN, _memory_size(ctx)
+    t2 = time.perf_counter_ns()
+    used = _close(store, ctx, fuel)
+    return RawCall(outcome, None, error, trap, memory_size, 0, 0, which, used, t1 - t0, t2 - t1)
 
 
 def wasi_config(argv: Sequence[bytes], env: Sequence[tuple[bytes, bytes]], stdin: bytes) -> int:
@@ -327,9 +424,9 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
     return cb
 
 
-# ---- the C fast path (wasmhost/_fastpath.c) ------------------------------------------
+# ---- the C extension (wasmhost/csrc/) ---------------------------------------------------
 
-FASTPATH_FUNCTIONS = (  # order = the `api` struct in _fastpath.c
+FASTPATH_FUNCTIONS = (  # order = the `api_t` struct in csrc/fastpath.h
     "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_delete", "wasmtime_store_limiter",
     "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
     "wasmtime_context_set_wasi", "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
@@ -346,8 +443,8 @@ _loaded: list[Any] = []  # [module or None] once load_fastpath has run
 
 
 def load_fastpath() -> Any:
-    """The compiled fast path, initialised with wasmtime's function addresses, or
-    None when it was not built (then native.NativeCall does the same via ctypes)."""
+    """The C extension, initialised with wasmtime's function addresses, or None when it
+    was not built (then this module's `call_handler` and `call_export` do the same)."""
     if not _loaded:
         _loaded.append(_load_fastpath())
     return _loaded[0]
@@ -362,21 +459,13 @@ def _load_fastpath() -> Any:
     sizes = (ctypes.sizeof(capi.wasmtime_instance_t), ctypes.sizeof(capi.wasmtime_extern_t),
              ctypes.sizeof(capi.wasmtime_val_raw_t))
     try:
-        _fastpath.init(addresses, sizes)
-    except (RuntimeError, ValueError):
+        _fastpath.init(addresses, sizes, MAX_TABLE_ELEMENTS)
+    except (RuntimeError, ValueError):  # another wasmtime than it was written for: use ctypes
         return None
+    except TypeError:
+        raise RuntimeError("wasmhost._fastpath was built from other sources (its init() takes other "
+                           "arguments); rebuild it (pip install -e .)") from None
+    if any(getattr(_fastpath, outcome.name, None) != outcome.value for outcome in Outcome):
+        raise RuntimeError("wasmhost._fastpath was built from other sources: its outcome codes differ from "
+                           "native.Outcome; rebuild it (pip install -e .)")
     return _fastpath
-
-
-def read_memory(addr: int, size: int, ptr: int, length: int) -> bytes | None:
-    """Bytes [ptr, ptr+length) of a memory at `addr` of `size`, or None if out of bounds."""
-    if ptr < 0 or length < 0 or ptr + length > size:
-        return None
-    return ctypes.string_at(addr + ptr, length)
-
-
-def write_memory(addr: int, size: int, ptr: int, data: bytes) -> bool:
-    if ptr < 0 or ptr + len(data) > size:
-        return False
-    ctypes.memmove(addr + ptr, data, len(data))
-    return True

@@ -13,7 +13,7 @@ import wasmtime
 
 from ..errors import InvalidModule
 from ..models import Abi, Route
-from .hostcalls import WASI_MODULE, Linkers
+from ..hostcalls import WASI_MODULE, Linkers
 
 WASM_PAGE = 65536
 HANDLER_EXPORTS = ("memory", "wasmhost_alloc", "wasmhost_handle")

@@ -1,335 +1,77 @@
-"""The `handler` interface: msgpack request in, msgpack response out (DESIGN §2a).
+"""The `handler` interface's executor: msgpack request in, msgpack response out (ABI.md §1).
 
 The host asks `wasmhost_alloc(len)` for room, writes the request there, calls
-`wasmhost_handle(ptr, len)` and reads the response from `(ptr << 32) | len`.
-Everything the guest returns is untrusted: bounds, size, types, header bytes.
+`wasmhost_handle(ptr, len)` and reads the response from `(ptr << 32) | len`; the call path
+does those steps (in C or through ctypes), this module the encoding (`handler_codec`) and
+what each outcome means for this interface.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import msgpack
+from ..callpath import CallPath
+from ..engine import WasmEngine
+from ..errors import BadResponse, InternalError, TooLarge, WasmhostError
+from ..models import FunctionVersion, Request, Response
+from ..native import GuestFault, Outcome, RawCall
+from ..settings import MIB, Settings
+from . import handler_codec
 
-from ..errors import BadResponse, TooLarge
-from ..models import Request, Response
-from ..native import (EXTERN_FUNC, EXTERN_MEMORY, NativeCall, get_i32, get_i64, load_fastpath, read_memory,
-                      set_i32, write_memory)
+if TYPE_CHECKING:
+    from ..cache import PreparedModule
 
-TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # used with fullmatch: "$" would allow a final LF
-BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than TAB break HTTP
-MAX_HEADERS = 1000
-MAX_KEYS = 64
-
-
-_fast = load_fastpath()
-# The request map without its last entry, from raw fields: _fastpath.encode_request, or None
-# without the extension. Text may be str or bytes (header names as Latin-1, the rest as
-# UTF-8 where valid, else sent as bin), so the HTTP route can pass what the server gave it.
-encode_fields = _fast.encode_request if _fast is not None else None
-# _fastpath.decode_response: (status, headers, body) of a response in the common shape, else None.
-decode_plain = _fast.decode_response if _fast is not None else None
-_CONFIG_KEY = b"\xa6config"
-_NO_CONFIG = _CONFIG_KEY + b"\x80"
+MISSING_NAMES = ("wasmhost_alloc", "wasmhost_handle", "memory", "entry point", "_initialize")
 
 
-def packed_config(config: Mapping[str, str]) -> bytes:
-    """The request map's last entry, `config`, for appending to `encode_fields`' output."""
-    return _CONFIG_KEY + msgpack.packb(dict(config), use_bin_type=True) if config else _NO_CONFIG
+class HandlerExecutor:
+    abi = "handler"
+    captures_stdout = False
 
+    def __init__(self, calls: CallPath, wasm: WasmEngine, settings: Settings) -> None:
+        self.calls = calls
+        self.wasm = wasm
+        self.max_response = settings.max_response_bytes
+        self.max_log = settings.max_log_bytes
+        self._encode = calls.encode_request or handler_codec.encode_fields
+        self._plain = calls.decode_response
 
-def encode_request(request: Request, config: Mapping[str, str]) -> bytes:
-    if encode_fields is not None:
-        return encode_fields(request.method, request.path, request.query, request.headers,
-                             request.body) + packed_config(config)
-    return encode_request_py(request, config)
+    def inputs(self, request: Request, version: FunctionVersion) -> bytes:
+        return self._encode(request.method, request.path, request.query, request.headers,
+                            request.body) + handler_codec.packed_config(version.config)
 
+    def inputs_from_fields(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
+                           body: bytes, config: Mapping[str, str]) -> bytes:
+        """`inputs` from the fields as the HTTP server has them (no `Request` built)."""
+        return self._encode(method, path, query, headers, body) + handler_codec.packed_config(config)
 
-def encode_request_py(request: Request, config: Mapping[str, str]) -> bytes:
-    """The reference encoding (and the one used without the C extension)."""
-    fields = {
-        "method": request.method,
-        "path": request.path,
-        "query": request.query,
-        "headers": [list(pair) for pair in request.headers],
-        "body": request.body,
-        "config": dict(config),
-    }
-    try:
-        return msgpack.packb(fields, use_bin_type=True)
-    except UnicodeEncodeError:
-        # Request bytes that are not UTF-8 (kept as surrogates) go to the guest as bin.
-        def raw(text: str) -> str | bytes:
-            try:
-                text.encode("utf-8")
-                return text
-            except UnicodeEncodeError:
-                return text.encode("utf-8", "surrogateescape")
-        fields.update(path=raw(request.path), query=raw(request.query),
-                      headers=[[raw(k), raw(v)] for k, v in request.headers])
-        return msgpack.packb(fields, use_bin_type=True)
+    def call(self, prepared: "PreparedModule", version: FunctionVersion, inputs: bytes, key: int, fuel: int,
+             host_calls: int) -> RawCall:
+        limits = version.limits
+        wasi = self.calls.wasi_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
+        return self.calls.call_handler(self.wasm.ptr, prepared.pre_ptr, key, fuel, limits.memory_mb * MIB,
+                                       self.wasm.deadline_ticks(limits.timeout_ms), wasi, prepared.has_initialize,
+                                       inputs, self.max_response, host_calls, self.max_log)
 
+    def response(self, raw: RawCall, inputs: Any) -> Response:
+        outcome = raw.outcome
+        if outcome == Outcome.OK:
+            assert raw.response is not None  # OK carries the answer's bytes
+            return handler_codec.decode_response(raw.response, self._plain)
+        if outcome == Outcome.ALLOC_OUT_OF_BOUNDS:
+            raise BadResponse(f"wasmhost_alloc returned {raw.pointer}, outside linear memory ({raw.memory_size} bytes)")
+        if outcome == Outcome.RESPONSE_TOO_LARGE:
+            raise TooLarge(f"response of {raw.length} bytes exceeds the limit of {self.max_response} bytes",
+                           limit=self.max_response)
+        if outcome == Outcome.RESPONSE_OUT_OF_BOUNDS:
+            raise BadResponse(f"response pointer {raw.pointer} + length {raw.length} is outside linear memory "
+                              f"({raw.memory_size} bytes)")
+        if outcome == Outcome.MISSING_EXPORT:
+            raise BadResponse(f"the module has no usable export {MISSING_NAMES[raw.export]!r} (of the type its "
+                              "interface requires)")
+        raise InternalError(f"unknown call outcome {outcome}")  # pragma: no cover
 
-def _text(value: Any, what: str) -> str:
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadResponse(f"{what} is not valid UTF-8") from None
-    if not isinstance(value, str):
-        raise BadResponse(f"{what} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _check_header(name: Any, value: Any) -> tuple[str, str]:
-    name, value = _text(name, "header name"), _text(value, "header value")
-    if not TOKEN.fullmatch(name):
-        raise BadResponse(f"invalid response header name {name[:60]!r}")
-    if BAD_VALUE_CHAR.search(value):
-        raise BadResponse(f"response header {name!r} contains a control character (CR, LF, NUL, ...)")
-    return name.lower(), value
-
-
-# Headers that mean one thing: two of them make an answer whose meaning depends on which one a
-# client believes (a browser may sniff content between two types, follow either Location).
-SINGLE_VALUED = ("content-type", "location")
-
-
-def _check_header_set(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    """Refuse a second Content-Type or Location (the names are lower-case here)."""
-    for single in SINGLE_VALUED:
-        if sum(1 for name, _ in headers if name == single) > 1:
-            raise BadResponse(f"response has more than one {single!r} header; it may have one")
-    return headers
-
-
-# A function answers with the same few header sets again and again: validate a
-# set once, then find it by value.
-_HEADER_CACHE: dict[Any, tuple[tuple[str, str], ...]] = {}
-_HEADER_CACHE_MAX = 4096
-_HEADER_CACHE_MAX_BYTES = 4096
-
-
-def _msgpack_kinds() -> tuple[str, ...]:
-    """The kind of msgpack value that each first byte starts (0xc1 is never used)."""
-    kinds = ["invalid"] * 256
-    spans = [((0x00, 0x7f), "int"), ((0x80, 0x8f), "map"), ((0x90, 0x9f), "array"), ((0xa0, 0xbf), "str"),
-             ((0xc0, 0xc0), "nil"), ((0xc2, 0xc3), "bool"), ((0xc4, 0xc6), "bin"), ((0xc7, 0xc9), "ext"),
-             ((0xca, 0xcb), "float"), ((0xcc, 0xd3), "int"), ((0xd4, 0xd8), "ext"), ((0xd9, 0xdb), "str"),
-             ((0xdc, 0xdd), "array"), ((0xde, 0xdf), "map"), ((0xe0, 0xff), "int")]
-    for (first, last), kind in spans:
-        kinds[first:last + 1] = [kind] * (last + 1 - first)
-    return tuple(kinds)
-
-
-_KIND = _msgpack_kinds()
-_BUILDS = frozenset(("map", "array", "ext"))  # kinds whose size in objects is not bounded by their bytes
-_TEXT_KINDS = frozenset(("str", "bin"))
-
-
-class _Stream:
-    """A msgpack.Unpacker over `raw` that can say what kind of value comes next, from its first
-    byte, before anything is built."""
-
-    __slots__ = ("raw", "end", "unpacker")
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw, self.end = raw, len(raw)
-        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(self.end, 1))
-        self.unpacker.feed(raw)
-
-    def kind(self) -> str:
-        pos = self.unpacker.tell()
-        if pos >= self.end:
-            raise msgpack.OutOfData
-        return _KIND[self.raw[pos]]
-
-    def scalar(self, refusal: str) -> Any:
-        """The next value if it is not a map, array or ext; else that value skipped unbuilt and a
-        BadResponse (refusal + its kind) returned in its place, to be raised unless a later entry
-        with the same key replaces it (the last one wins, as in the small decoder's dict)."""
-        kind = self.kind()
-        if kind in _BUILDS:
-            self.unpacker.skip()
-            return BadResponse(f"{refusal}, got a msgpack {kind}")
-        return self.unpacker.unpack()
-
-
-def _read_headers(stream: _Stream) -> tuple[tuple[str, str], ...]:
-    kind, unpacker = stream.kind, stream.unpacker
-    k = kind()
-    if k == "nil":  # as in the small decoder: only nil means "no headers"
-        unpacker.skip()
-        return ()
-    if k != "array":
-        raise BadResponse("response headers must be an array of [name, value] pairs")
-    count = unpacker.read_array_header()
-    if count > MAX_HEADERS:
-        raise BadResponse(f"response has {count} headers; at most {MAX_HEADERS} are allowed")
-    pairs = []
-    for _ in range(count):
-        if kind() != "array" or unpacker.read_array_header() != 2:
-            raise BadResponse("each response header must be a [name, value] pair")
-        k = kind()
-        if k not in _TEXT_KINDS:
-            raise BadResponse(f"header name must be a string, got a msgpack {k}")
-        name = unpacker.unpack()
-        k = kind()
-        if k not in _TEXT_KINDS:
-            raise BadResponse(f"header value must be a string, got a msgpack {k}")
-        pairs.append((name, unpacker.unpack()))
-    key = tuple(pairs)
-    headers = _HEADER_CACHE.get(key)
-    if headers is None:
-        headers = _check_header_set(tuple(_check_header(n, v) for n, v in pairs))
-        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and sum(len(n) + len(v) for n, v in pairs) < _HEADER_CACHE_MAX_BYTES:
-            _HEADER_CACHE[key] = headers
-    return headers
-
-
-SMALL_RESPONSE = 16 * 1024  # at most ~16 K objects however it is packed: decode it in one call
-
-
-def decode_response(raw: bytes) -> Response:
-    """Validate a guest's msgpack response map; anything off is a BadResponse.
-
-    A large response is decoded streaming: only `status`, `headers` and `body`
-    become Python objects, each only after its first byte says it is not a map,
-    array or ext, and other keys are skipped without building anything, so a
-    response cannot make the host allocate gigabytes (16 MB of empty maps would
-    be 16 million dicts). A small one is decoded in one C call. The common
-    shape (status, headers, body and nothing else) is decoded by `_fastpath` when
-    it is built, which hands everything else to these decoders.
-    """
-    if decode_plain is not None and len(raw) <= SMALL_RESPONSE:
-        plain = decode_plain(raw)
-        if plain is not None:
-            return Response(*plain)
-    return decode_response_py(raw)
-
-
-def decode_response_py(raw: bytes) -> Response:
-    """The reference decoder (and the one for anything `decode_plain` does not take)."""
-    if len(raw) <= SMALL_RESPONSE:
-        return _decode_small(raw)
-    return _decode_streaming(raw)
-
-
-def _decode_small(raw: bytes) -> Response:
-    try:
-        data = msgpack.unpackb(raw, raw=False, strict_map_key=False, use_list=False)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
-    if type(data) is not dict:
-        raise BadResponse("response must be a msgpack map")
-    headers_in = data.get("headers")
-    if headers_in is None:  # only nil (or no key) means "no headers": false, 0, "", {} are refused below
-        headers_in = ()
-    try:
-        headers = _HEADER_CACHE.get(headers_in)
-    except TypeError:  # unhashable (a map inside): not a valid header list anyway
-        headers = None
-    if headers is None:
-        if not isinstance(headers_in, tuple):
-            raise BadResponse("response headers must be an array of [name, value] pairs")
-        if len(headers_in) > MAX_HEADERS:
-            raise BadResponse(f"response has {len(headers_in)} headers; at most {MAX_HEADERS} are allowed")
-        for pair in headers_in:
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise BadResponse("each response header must be a [name, value] pair")
-        headers = _check_header_set(tuple(_check_header(n, v) for n, v in headers_in))
-        if len(_HEADER_CACHE) < _HEADER_CACHE_MAX and len(raw) < _HEADER_CACHE_MAX_BYTES:
-            _HEADER_CACHE[headers_in] = headers
-    return _finish(data.get("status", 200), headers, data.get("body", b""))
-
-
-def _decode_streaming(raw: bytes) -> Response:
-    """Look at each value's first byte before building it: a map, array or ext where `status`,
-    `body` or a header name/value belongs is refused without being built, and a key that is not
-    one of ours (or not a str at all) is skipped with its value (`Unpacker.skip` walks the
-    structure in C, depth-limited, building nothing). The map must end exactly where `raw` ends.
-    A repeated key's last value wins, as in the small decoder's dict: an earlier wrong one is no
-    error, so `headers` is only located in the loop and decoded, the last one, after it."""
-    stream = _Stream(raw)
-    unpacker = stream.unpacker
-    status, headers, body = 200, (), b""
-    headers_at = None
-    try:
-        if not raw or stream.kind() != "map":
-            raise BadResponse("response must be a msgpack map")
-        count = unpacker.read_map_header()
-        if count > MAX_KEYS:
-            raise BadResponse(f"response map has {count} keys; at most {MAX_KEYS} are allowed")
-        for _ in range(count):
-            if stream.kind() != "str":  # cannot be status, headers or body
-                unpacker.skip()
-                unpacker.skip()
-                continue
-            key = unpacker.unpack()
-            if key == "status":
-                status = stream.scalar("response status must be an integer from 200 to 599")
-            elif key == "headers":
-                begin = unpacker.tell()
-                unpacker.skip()
-                headers_at = slice(begin, unpacker.tell())
-            elif key == "body":
-                body = stream.scalar("response body must be bin or str")
-            else:
-                unpacker.skip()
-        if unpacker.tell() != len(raw):
-            raise BadResponse("response has extra bytes after the msgpack map")
-        if headers_at is not None:
-            headers = _read_headers(_Stream(memoryview(raw)[headers_at]))
-    except msgpack.OutOfData:
-        raise BadResponse("response is truncated: it ends inside its msgpack map") from None
-    except BadResponse:
-        raise
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise BadResponse(f"response is not valid msgpack ({type(exc).__name__}: {str(exc)[:100]})") from None
-    for value in (status, body):
-        if type(value) is BadResponse:
-            raise value
-    return _finish(status, headers, body)
-
-
-def _finish(status: Any, headers: tuple[tuple[str, str], ...], body: Any) -> Response:
-    if type(status) is not int or not 200 <= status <= 599:
-        raise BadResponse(f"response status must be an integer from 200 to 599, got {status!r}"[:160])
-    if type(body) is bytes:
-        pass
-    elif type(body) is str:
-        body = body.encode("utf-8")
-    elif body is None:
-        body = b""
-    else:
-        raise BadResponse(f"response body must be bin or str, got {type(body).__name__}")
-    return Response(status, headers, body)
-
-
-def call(native: NativeCall, request_bytes: bytes, max_response_bytes: int) -> Response:
-    """Run one request through an instantiated handler module."""
-    alloc = native.export(b"wasmhost_alloc", EXTERN_FUNC)
-    handle = native.export(b"wasmhost_handle", EXTERN_FUNC)
-    memory = native.export(b"memory", EXTERN_MEMORY)
-    args = native.args
-    length = len(request_bytes)
-    set_i32(args, 0, length)
-    native.call(alloc, 1)
-    ptr = get_i32(args, 0)
-    addr, size = native.memory_span(memory)
-    if not write_memory(addr, size, ptr, request_bytes):
-        raise BadResponse(f"wasmhost_alloc({length}) returned {ptr}, outside linear memory ({size} bytes)")
-    set_i32(args, 0, ptr)
-    set_i32(args, 1, length)
-    native.call(handle, 2)
-    packed = get_i64(args, 0)
-    out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
-    if out_len > max_response_bytes:
-        raise TooLarge(f"response of {out_len} bytes exceeds the limit of {max_response_bytes} bytes",
-                       limit=max_response_bytes)
-    addr, size = native.memory_span(memory)
-    raw = read_memory(addr, size, out_ptr, out_len)
-    if raw is None:
-        raise BadResponse(f"response pointer {out_ptr} + length {out_len} is outside linear memory ({size} bytes)")
-    return decode_response(raw)
+    def exit_error(self, fault: GuestFault) -> WasmhostError:
+        """A handler answers by returning; exiting means it never did."""
+        return BadResponse(f"the module exited with status {fault.exit_code} before answering",
+                           exit_code=fault.exit_code)

@@ -23,7 +23,6 @@ import re
 import time
 from typing import Any, Awaitable, Callable
 from ..errors import BadRequest, InternalError, NotFound, Overloaded, WasmhostError
-from ..abi.handler import encode_fields
 from ..host import Host
 from ..logstore import InvocationRecord, LogStore
 from ..models import FunctionVersion, Invocation, Request
@@ -223,15 +222,9 @@ class FunctionApp:
                 else:
                     body = b""  # what receive_body answers for HTTP/1 without framing, without its await
                 inv = None
-                if self.inline and fv.abi == "handler":
-                    if encode_fields is not None:
-                        # The handler encoding straight from the server's bytes: a Request is only
-                        # built when the call goes to a worker.
-                        fields = encode_fields(scope["method"], path, scope.get("query_string", b""),
-                                               scope["headers"], body)
-                        inv = self.host.invoke_inline(fv, fields)
-                    else:
-                        inv = self.host.invoke_inline(fv, guest_request(scope, target, path, body))
+                if self.inline and fv.abi == "handler":  # from the server's bytes: no Request unless on a worker
+                    inv = self.host.invoke_inline(fv, scope["method"], path, scope.get("query_string", b""),
+                                                  scope["headers"], body)
                 queue_s, inline = 0.0, inv is not None
                 if inv is None:
                     request = guest_request(scope, target, path, body)

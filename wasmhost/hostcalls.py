@@ -15,9 +15,11 @@
   through the function's deadline. Ours sleeps at most until the deadline and then
   traps (classified `timeout`).
 
-State is keyed by the Store context's address, registered by the sandbox before
-instantiation and removed after. Host functions never raise: they return a trap
-message instead.
+A call's `CallState` is registered in `STATES` under an integer key by the sandbox before
+the call and removed after; a host function finds it through the Store's data, a struct
+whose first field is that key (on both call paths). Host functions never raise: they
+return a trap message instead. On the C path `wasmhost.log` and `fd_write` are the
+extension's own (csrc/fastpath_host.c), with the same checks, errnos and traps.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from typing import Any
 
 import wasmtime
 
-from ..engine import WasmEngine
-from ..native import GuestFault, address, define_host_func, get_i32, set_i32
+from .engine import WasmEngine
+from .native import GuestFault, address, define_host_func, get_i32, set_i32
 
 WASI_MODULE = "wasi_snapshot_preview1"
 ERRNO_SUCCESS = 0
@@ -227,10 +229,10 @@ class Linkers:
 
 
 def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
-    """With `fastpath` (the compiled _fastpath module), `wasmhost.log` and the WASI
+    """With `fastpath` (the C extension of the call path), `wasmhost.log` and the WASI
     `fd_write` are its C functions, which need no GIL and write into one ordered
-    buffer per call; `poll_oneoff` stays in Python (it sleeps, and is rare). Without
-    it, all three are the Python functions above."""
+    buffer per call; `poll_oneoff` and `proc_exit` stay in Python (they are rare).
+    Without it, all four are the Python functions above."""
     i32 = wasmtime.ValType.i32()
     log_type = wasmtime.FuncType([i32, i32], [])
     fd_write_type = wasmtime.FuncType([i32, i32, i32, i32], [i32])
