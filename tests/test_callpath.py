@@ -27,9 +27,7 @@ def test_the_extension_exports_the_outcomes_and_the_result_fields_of_native() ->
     fast = native.load_fastpath()
     assert fast is not None
     assert {o.name: o.value for o in Outcome} == {o.name: getattr(fast, o.name) for o in Outcome}
-    assert [f for f in dir(fast.CallResult) if not f.startswith("_") and f not in ("count", "index",
-            "n_fields", "n_sequence_fields", "n_unnamed_fields")] == sorted(RawCall._fields)
-    assert fast.CallResult.n_fields == len(RawCall._fields)
+    assert sorted(f for f in dir(fast.CallResult) if not f.startswith("_")) == sorted(RawCall._fields)
 
 
 @pytest.mark.parametrize("fastpath", ["1", "0"])

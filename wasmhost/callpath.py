@@ -8,8 +8,9 @@ written once. The differences a caller may see are kept here:
 
 - the C path's `wasmhost.log` and WASI `fd_write` are C functions that write into the call's
   own buffers without the GIL, and come back in `RawCall.log` / `.stdout`; on the ctypes path
-  they are Python functions writing into the call's `hostcalls.CallState`, which this module's
-  wrappers copy into the `RawCall`, so a caller reads them from one place;
+  they are Python functions writing into the call's `hostcalls.CallState` (found by the call's
+  key, the third argument), which goes into the `RawCall` too, so a caller reads them from one
+  place;
 - the C path also offers the handler codec in C (`encode_request`, `decode_response`), which
   the handler executor uses when present.
 """
@@ -54,19 +55,9 @@ def choose(use_c: bool = True) -> CallPath:
                     fast.decode_response, python_stdio=False)
 
 
-def _with_stdio(raw: RawCall, key: int) -> RawCall:
-    """What the Python log and fd_write of the call `key` captured, into its RawCall."""
-    state = STATES.get(key)
-    if state is None:
-        return raw
-    return raw._replace(log=bytes(state.log), log_truncated=state.log_truncated, over_budget=state.over_budget,
-                        stdout=bytes(state.stdout) if state.capture_stdout else None,
-                        stdout_overflow=state.stdout_overflow)
+def _ctypes_call_handler(*args: Any) -> RawCall:
+    return native.call_handler(*args, stdio=STATES.get(args[2]))
 
 
-def _ctypes_call_handler(engine: int, pre: int, key: int, *args: Any) -> RawCall:
-    return _with_stdio(native.call_handler(engine, pre, key, *args), key)
-
-
-def _ctypes_call_export(engine: int, pre: int, key: int, *args: Any) -> RawCall:
-    return _with_stdio(native.call_export(engine, pre, key, *args), key)
+def _ctypes_call_export(*args: Any) -> RawCall:
+    return native.call_export(*args, stdio=STATES.get(args[2]))

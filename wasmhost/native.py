@@ -187,11 +187,14 @@ def _scratch() -> _ScratchAddrs:
         return _local.scratch
 
 
-def _open(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int,
+# Outcomes as plain ints, for the comparisons of every call (an IntEnum member is a slower name).
+_OK, _FAULT_INSTANTIATE, _FAULT_RUN, _ALLOC_OOB, _TOO_LARGE, _RESPONSE_OOB, _MISSING = (int(o) for o in Outcome)
+
+
+def _open(s: _ScratchAddrs, engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int,
           wasi: int) -> tuple[int, int, int, int]:
     """A Store with fuel, memory cap, deadline and WASI (which it takes over), and the module
     instantiated in it: (store, ctx, error, trap), as fastpath_call.c's start()."""
-    s = _scratch()
     s.buf.key = key
     # Store data = a struct whose first field is the key (fastpath.h's hoststate_t starts alike).
     store = _store_new(engine, s.key, None)
@@ -213,9 +216,8 @@ def _open(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: 
     return store, ctx, error, trap
 
 
-def _close(store: int, ctx: int, fuel: int) -> int:
+def _close(s: _ScratchAddrs, store: int, ctx: int, fuel: int) -> int:
     """Delete the Store; the fuel the call used."""
-    s = _scratch()
     error = _get_fuel(ctx, s.fuel)
     left = s.buf.fuel if not error else 0
     if error:
@@ -224,11 +226,11 @@ def _close(store: int, ctx: int, fuel: int) -> int:
     return fuel - left
 
 
-def _export(ctx: int, name: bytes, kind: int, slot: int) -> int:
+def _export(s: _ScratchAddrs, ctx: int, name: bytes, kind: int, slot: int) -> int:
     """The address of export `name` of `kind`, in extern slot `slot` (0-2; 3 is the host
     functions'), or 0."""
-    at = _scratch().externs + 32 * slot
-    if _export_get(ctx, _scratch().instance, name, len(name), at) and c_uint8.from_address(at).value == kind:
+    at = s.externs + 32 * slot
+    if _export_get(ctx, s.instance, name, len(name), at) and c_uint8.from_address(at).value == kind:
         return at + _OF
     return 0
 
@@ -245,101 +247,110 @@ def _nullary(ctx: int, func: int) -> bool:
             _functype_delete(ty)
 
 
-def _call(ctx: int, func: int) -> tuple[int, int]:
+def _call(s: _ScratchAddrs, ctx: int, func: int) -> tuple[int, int]:
     """Call with the raw values in the scratch args: (error, trap)."""
-    s = _scratch()
     s.buf.trap = None
     error = _call_unchecked(ctx, func, s.args, 4, s.trap) or 0
     return error, s.buf.trap or 0
 
 
-def _memory_size(ctx: int) -> int:
-    memory = _export(ctx, b"memory", EXTERN_MEMORY, 2)
+def _memory_size(s: _ScratchAddrs, ctx: int) -> int:
+    memory = _export(s, ctx, b"memory", EXTERN_MEMORY, 2)
     return _memory_data_size(ctx, memory) if memory else 0
 
 
 def call_handler(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int, wasi: int,
                  initialize: bool, request: bytes, max_response: int, host_calls_left: int,
-                 max_log_bytes: int) -> RawCall:
-    """One fresh-instance call of a handler module (`_fastpath.call_handler`'s twin). Log
-    lines are the Python host functions' (hostcalls.CallState), so `log` is empty here."""
+                 max_log_bytes: int, stdio: Any = None) -> RawCall:
+    """One fresh-instance call of a handler module (`_fastpath.call_handler`'s twin). On this
+    path log lines are written by Python host functions into `stdio` (the call's
+    hostcalls.CallState), whose log and flags go into the result."""
     s = _scratch()
     t0 = time.perf_counter_ns()
-    store, ctx, error, trap = _open(engine, pre, key, fuel, memory_bytes, ticks, wasi)
+    store, ctx, error, trap = _open(s, engine, pre, key, fuel, memory_bytes, ticks, wasi)
     t1 = time.perf_counter_ns()
-    outcome, response, memory_size, pointer, length, which = Outcome.OK, None, 0, 0, 0, 0
+    outcome, response, memory_size, pointer, length, which = _OK, None, 0, 0, 0, 0
     if error or trap:
-        outcome = Outcome.FAULT_INSTANTIATE
+        outcome = _FAULT_INSTANTIATE
     else:
         if initialize:
-            func = _export(ctx, b"_initialize", EXTERN_FUNC, 0)
+            func = _export(s, ctx, b"_initialize", EXTERN_FUNC, 0)
             if not func or not _nullary(ctx, func):
-                outcome, which = Outcome.MISSING_EXPORT, 4
+                outcome, which = _MISSING, 4
             else:
-                error, trap = _call(ctx, func)
+                error, trap = _call(s, ctx, func)
                 if error or trap:
-                    outcome = Outcome.FAULT_RUN
-        if outcome == Outcome.OK:
-            alloc = _export(ctx, b"wasmhost_alloc", EXTERN_FUNC, 0)
-            handle = _export(ctx, b"wasmhost_handle", EXTERN_FUNC, 1)
-            memory = _export(ctx, b"memory", EXTERN_MEMORY, 2)
+                    outcome = _FAULT_RUN
+        if outcome == _OK:
+            alloc = _export(s, ctx, b"wasmhost_alloc", EXTERN_FUNC, 0)
+            handle = _export(s, ctx, b"wasmhost_handle", EXTERN_FUNC, 1)
+            memory = _export(s, ctx, b"memory", EXTERN_MEMORY, 2)
             if not alloc or not handle or not memory:
-                outcome, which = Outcome.MISSING_EXPORT, 0 if not alloc else 1 if not handle else 2
+                outcome, which = _MISSING, 0 if not alloc else 1 if not handle else 2
             else:
-                set_i32(s.args, 0, len(request))
-                error, trap = _call(ctx, alloc)
+                args = s.args
+                set_i32(args, 0, len(request))
+                error, trap = _call(s, ctx, alloc)
                 if error or trap:
-                    outcome = Outcome.FAULT_RUN
+                    outcome = _FAULT_RUN
                 else:
-                    ptr, size = get_i32(s.args, 0), _memory_data_size(ctx, memory)
+                    ptr, size = get_i32(args, 0), _memory_data_size(ctx, memory)
                     if ptr + len(request) > size:
-                        outcome, pointer, memory_size = Outcome.ALLOC_OUT_OF_BOUNDS, ptr, size
+                        outcome, pointer, memory_size = _ALLOC_OOB, ptr, size
                     else:
                         ctypes.memmove((_memory_data(ctx, memory) or 0) + ptr, request, len(request))
-                        set_i32(s.args, 0, ptr)
-                        set_i32(s.args, 1, len(request))
-                        error, trap = _call(ctx, handle)
+                        set_i32(args, 0, ptr)
+                        set_i32(args, 1, len(request))
+                        error, trap = _call(s, ctx, handle)
                         if error or trap:
-                            outcome = Outcome.FAULT_RUN
+                            outcome = _FAULT_RUN
                         else:
-                            packed = get_i64(s.args, 0)
+                            packed = get_i64(args, 0)
                             out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
                             size = _memory_data_size(ctx, memory)
                             if out_len > max_response:
-                                outcome, length = Outcome.RESPONSE_TOO_LARGE, out_len
+                                outcome, length = _TOO_LARGE, out_len
                             elif out_ptr + out_len > size:
-                                outcome, pointer, length, memory_size = (Outcome.RESPONSE_OUT_OF_BOUNDS, out_ptr,
-                                                                         out_len, size)
+                                outcome, pointer, length, memory_size = _RESPONSE_OOB, out_ptr, out_len, size
                             else:
                                 response = ctypes.string_at((_memory_data(ctx, memory) or 0) + out_ptr, out_len)
-        if outcome == Outcome.FAULT_RUN:
-            memory_size = _memory_size(ctx)
+        if outcome == _FAULT_RUN:
+            memory_size = _memory_size(s, ctx)
     t2 = time.perf_counter_ns()
-    used = _close(store, ctx, fuel)
-    return RawCall(outcome, response, error, trap, memory_size, pointer, length, which, used, t1 - t0, t2 - t1)
+    used = _close(s, store, ctx, fuel)
+    if stdio is None:
+        return RawCall(outcome, response, error, trap, memory_size, pointer, length, which, used, t1 - t0, t2 - t1)
+    return RawCall(outcome, response, error, trap, memory_size, pointer, length, which, used, t1 - t0, t2 - t1,
+                   None, False, bytes(stdio.log), stdio.log_truncated, stdio.over_budget)
 
 
 def call_export(engine: int, pre: int, key: int, fuel: int, memory_bytes: int, ticks: int, wasi: int,
-                export: bytes, capture_stdout: bool, max_stdout: int, max_log_bytes: int) -> RawCall:
+                export: bytes, capture_stdout: bool, max_stdout: int, max_log_bytes: int,
+                stdio: Any = None) -> RawCall:
     """One fresh-instance run of a `() -> ()` export (`_fastpath.call_export`'s twin); what
-    the program writes is the Python host functions' (hostcalls.CallState)."""
+    the program writes goes, on this path, into `stdio` (the call's hostcalls.CallState)."""
+    s = _scratch()
     t0 = time.perf_counter_ns()
-    store, ctx, error, trap = _open(engine, pre, key, fuel, memory_bytes, ticks, wasi)
+    store, ctx, error, trap = _open(s, engine, pre, key, fuel, memory_bytes, ticks, wasi)
     t1 = time.perf_counter_ns()
-    outcome, memory_size, which = Outcome.OK, 0, 0
+    outcome, memory_size, which = _OK, 0, 0
     if error or trap:
-        outcome = Outcome.FAULT_INSTANTIATE
+        outcome = _FAULT_INSTANTIATE
     else:
-        func = _export(ctx, export, EXTERN_FUNC, 0)
+        func = _export(s, ctx, export, EXTERN_FUNC, 0)
         if not func or not _nullary(ctx, func):
-            outcome, which = Outcome.MISSING_EXPORT, 3
+            outcome, which = _MISSING, 3
         else:
-            error, trap = _call(ctx, func)
+            error, trap = _call(s, ctx, func)
             if error or trap:
-                outcome, memory_size = Outcome.FAULT_RUN, _memory_size(ctx)
+                outcome, memory_size = _FAULT_RUN, _memory_size(s, ctx)
     t2 = time.perf_counter_ns()
-    used = _close(store, ctx, fuel)
-    return RawCall(outcome, None, error, trap, memory_size, 0, 0, which, used, t1 - t0, t2 - t1)
+    used = _close(s, store, ctx, fuel)
+    if stdio is None:
+        return RawCall(outcome, None, error, trap, memory_size, 0, 0, which, used, t1 - t0, t2 - t1)
+    return RawCall(outcome, None, error, trap, memory_size, 0, 0, which, used, t1 - t0, t2 - t1,
+                   bytes(stdio.stdout) if capture_stdout else None, stdio.stdout_overflow, bytes(stdio.log),
+                   stdio.log_truncated, False)
 
 
 def wasi_config(argv: Sequence[bytes], env: Sequence[tuple[bytes, bytes]], stdin: bytes) -> int:

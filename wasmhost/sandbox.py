@@ -34,7 +34,7 @@ from .settings import MIB, Settings
 log = logging.getLogger("wasmhost.sandbox")
 
 _keys = itertools.count(1)  # per-call keys for the host functions' state (never 0)
-_FAULTS = (Outcome.FAULT_INSTANTIATE, Outcome.FAULT_RUN)
+_FAULTS = (int(Outcome.FAULT_INSTANTIATE), int(Outcome.FAULT_RUN))
 
 _linkers: dict[tuple[int, str], Linkers] = {}
 _linkers_lock = threading.Lock()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..cache import PreparedModule
 
 MISSING_NAMES = ("wasmhost_alloc", "wasmhost_handle", "memory", "entry point", "_initialize")
+_OK = int(Outcome.OK)
 
 
 class HandlerExecutor:
@@ -31,14 +32,18 @@ class HandlerExecutor:
     def __init__(self, calls: CallPath, wasm: WasmEngine, settings: Settings) -> None:
         self.calls = calls
         self.wasm = wasm
+        self.engine_ptr, self.tick_ms = wasm.ptr, wasm.config.epoch_tick_ms
         self.max_response = settings.max_response_bytes
         self.max_log = settings.max_log_bytes
+        self._c_encode = calls.encode_request
         self._encode = calls.encode_request or handler_codec.encode_fields
         self._plain = calls.decode_response
 
     def inputs(self, request: Request, version: FunctionVersion) -> bytes:
-        return self._encode(request.method, request.path, request.query, request.headers,
-                            request.body) + handler_codec.packed_config(version.config)
+        if self._c_encode is None:  # a Request's text is str: the reference encoding, one packb
+            return handler_codec.encode_request_py(request, version.config)
+        return self._c_encode(request.method, request.path, request.query, request.headers,
+                              request.body) + handler_codec.packed_config(version.config)
 
     def inputs_from_fields(self, method: str, path: str, query: bytes, headers: Sequence[tuple[bytes, bytes]],
                            body: bytes, config: Mapping[str, str]) -> bytes:
@@ -49,13 +54,14 @@ class HandlerExecutor:
              host_calls: int) -> RawCall:
         limits = version.limits
         wasi = self.calls.wasi_config([version.name.encode()], [], b"") if prepared.uses_wasi else 0
-        return self.calls.call_handler(self.wasm.ptr, prepared.pre_ptr, key, fuel, limits.memory_mb * MIB,
-                                       self.wasm.deadline_ticks(limits.timeout_ms), wasi, prepared.has_initialize,
-                                       inputs, self.max_response, host_calls, self.max_log)
+        ticks = -(-limits.timeout_ms // self.tick_ms) + 1  # WasmEngine.deadline_ticks, without its call
+        return self.calls.call_handler(self.engine_ptr, prepared.pre_ptr, key, fuel, limits.memory_mb * MIB, ticks,
+                                       wasi, prepared.has_initialize, inputs, self.max_response, host_calls,
+                                       self.max_log)
 
     def response(self, raw: RawCall, inputs: Any) -> Response:
         outcome = raw.outcome
-        if outcome == Outcome.OK:
+        if outcome == _OK:
             assert raw.response is not None  # OK carries the answer's bytes
             return handler_codec.decode_response(raw.response, self._plain)
         if outcome == Outcome.ALLOC_OUT_OF_BOUNDS:

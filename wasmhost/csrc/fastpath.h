@@ -112,8 +112,8 @@ bool fp_valid_utf8(const uint8_t *s, size_t n);
 PyObject *fp_encode_request(PyObject *self, PyObject *args);
 PyObject *fp_decode_response(PyObject *self, PyObject *arg);
 
-/* fastpath.c: a CallResult with every field; steals `response`, `stdout_` and `log`
- * (NULL: None), which must not be NULL from an error (the caller checks first). */
+/* fastpath.c: a CallResult; steals `response`, `stdout_` and `log` (NULL: None); the caller
+ * has checked that none of them is NULL from a failed allocation. */
 PyObject *fp_result(int outcome, PyObject *response, void *error, void *trap, uint64_t memory_size,
                     uint64_t pointer, uint64_t length, int export_, uint64_t fuel_used, int64_t instantiate_ns,
                     int64_t run_ns, PyObject *stdout_, int stdout_overflow, PyObject *log, int log_truncated,
