@@ -99,7 +99,7 @@ def test_artifact_with_valid_checksum_but_from_another_engine_is_refused(tmp_pat
     fingerprint with a matching checksum, must be refused by wasmtime's own check."""
     import wasmtime
 
-    from wasmhost.cache import _checksum
+    from wasmhost.store.files import checksum as _checksum
     with corrupt_and_reload(tmp_path, wasm, lambda p: None) as host:
         digest = host.registry.resolve("hello").digest
         path = host.cache.artifact_path(digest)

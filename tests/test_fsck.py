@@ -17,7 +17,8 @@ from wasmhost.cli import main
 from wasmhost.fsck import FsckReport, fsck
 from wasmhost.host import Host
 from wasmhost.models import Request
-from wasmhost.registry import DB_FILE, Registry
+from wasmhost.store.layout import REGISTRY_DB as DB_FILE
+from wasmhost.store.registry import Registry
 
 OLD = time.time() - 7200  # older than the default --min-age
 
@@ -150,7 +151,7 @@ def test_unreferenced_blob_with_wrong_bytes_is_a_fault_and_repaired(setup) -> No
 
 def test_foreign_engine_artifacts_are_garbage_and_removed(setup) -> None:
     host, check, digest, _ = setup
-    foreign = host.cache.artifacts_dir.parent / "0123456789abcdef" / digest[:2]
+    foreign = host.data.artifacts_of("0123456789abcdef") / digest[:2]
     foreign.mkdir(parents=True)
     (foreign / f"{digest}.cwasm").write_bytes(b"old engine")
     (foreign / f"{digest}.sum").write_bytes(b"10:abc")
@@ -223,22 +224,22 @@ def test_store_artifact_removes_a_stale_sum_first(setup) -> None:
         """A kill -9: nothing of ours runs after it (a failed write, an OSError, is cleaned up)."""
 
     def crash_before_the_sum(d: str, m) -> None:  # what a kill -9 between the two writes leaves
-        import wasmhost.cache as cache_mod
-        real = cache_mod._write_atomic
+        import wasmhost.store.artifacts as artifacts_mod
+        real = artifacts_mod.write_atomic
 
-        def write(path: Path, data: bytes) -> None:
+        def write(path: Path, data: bytes, mode: int = 0o644) -> None:
             if path.suffix == ".sum":
                 seen.append(path.exists())
                 raise Killed
-            real(path, data)
+            real(path, data, mode)
 
-        cache_mod._write_atomic = write
+        artifacts_mod.write_atomic = write
         try:
             original(d, m)
         except Killed:
             pass
         finally:
-            cache_mod._write_atomic = real
+            artifacts_mod.write_atomic = real
 
     from wasmhost.compiler import compile_module
     crash_before_the_sum(digest, compile_module(host.wasm, host.registry.read_blob(digest)))

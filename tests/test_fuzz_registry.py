@@ -25,7 +25,7 @@ from wasmhost import errors
 from wasmhost.host import Host
 from wasmhost.http.invoke import parse_target
 from wasmhost.models import Limits
-from wasmhost.registry import Registry, validate_name
+from wasmhost.store.registry import Registry, validate_name
 
 VALID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 valid_names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True)

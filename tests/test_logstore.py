@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wasmhost.logstore import InvocationRecord, LogStore
+from wasmhost.store.logs import InvocationRecord, LogStore
 
 
 def record(i: int, function: str = "fn", logs: list[str] | None = None) -> InvocationRecord:

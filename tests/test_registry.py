@@ -16,7 +16,8 @@ import pytest
 
 from wasmhost import errors
 from wasmhost.models import FunctionVersion, Limits, Route
-from wasmhost.registry import APPLICATION_ID, DB_FILE, SCHEMA_VERSION, Registry, validate_name
+from wasmhost.store.layout import REGISTRY_DB as DB_FILE
+from wasmhost.store.registry import APPLICATION_ID, SCHEMA_VERSION, Registry, validate_name
 
 LIMITS = Limits(fuel=1_000_000, timeout_ms=1000, memory_mb=64)
 WASM = b"\0asm\x01\0\0\0"

@@ -13,9 +13,6 @@ Artifacts are only ever produced here, from modules that passed validation.
 from __future__ import annotations
 
 import logging
-import mmap
-import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -24,14 +21,14 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import wasmtime
-import xxhash
 
-from .hostcalls import WASI_MODULE, Linkers
 from .compiler import ModuleCompiler
 from .engine import WasmEngine
-from .native import address
 from .errors import InvalidModule
+from .hostcalls import WASI_MODULE, Linkers
 from .models import Tier
+from .native import address
+from .store.artifacts import ArtifactFiles
 
 log = logging.getLogger("wasmhost.cache")
 WASI_PREFIX = WASI_MODULE + "."
@@ -70,54 +67,15 @@ class CacheStats:
     evictions: int = 0
 
 
-def _checksum(path: Path) -> str:
-    """Size and XXH3-128 of a file. XXH3 runs at ~30 GB/s (0.07 ms for 2 MB here);
-    zlib.crc32 took 2 ms for the same file, most of a disk-tier cold start."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return "0:0"
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as view:
-            return f"{size}:{xxhash.xxh3_128_hexdigest(view)}"
-    finally:
-        os.close(fd)
-
-
-def _read_small(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 4096)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 class CompiledCache:
     """Hands out PreparedModules and reports which tier served each one."""
 
-    def __init__(self, wasm: WasmEngine, compiler: ModuleCompiler, linkers: Linkers, data_dir: Path,
+    def __init__(self, wasm: WasmEngine, compiler: ModuleCompiler, linkers: Linkers, artifacts: ArtifactFiles,
                  read_blob: Callable[[str], bytes], max_modules: int, max_bytes: int) -> None:
         self.wasm = wasm
         self.compiler = compiler
         self.linkers = linkers
-        self.artifacts_dir = Path(data_dir) / "artifacts" / wasm.fingerprint
+        self.artifacts = artifacts
         self.read_blob = read_blob
         self.max_modules = max_modules
         self.max_bytes = max_bytes
@@ -128,7 +86,7 @@ class CompiledCache:
         self._loading: dict[str, threading.Lock] = {}
 
     def artifact_path(self, digest: str) -> Path:
-        return self.artifacts_dir / digest[:2] / f"{digest}.cwasm"
+        return self.artifacts.path(digest)
 
     def get(self, digest: str, shape: ModuleHints | None = None) -> tuple[PreparedModule, Tier, float]:
         """The prepared module, the tier that served it and the seconds it took.
@@ -180,34 +138,23 @@ class CompiledCache:
         return self.prepare(digest, module, len(wasm_bytes), shape), "compile"
 
     def load_artifact(self, digest: str) -> tuple[wasmtime.Module, int] | None:
-        """The module from its verified artifact (and the artifact's size), or None
-        when there is none or it is corrupt or incompatible (then it is deleted)."""
-        path = self.artifact_path(digest)
-        sum_path = path.with_suffix(".sum")
+        """The module from its verified artifact (and the artifact's size), or None when there
+        is none or it is corrupt or incompatible (then it is removed, to be recompiled)."""
+        rejected = self.artifacts.rejected
         try:
-            expected = _read_small(sum_path).decode("ascii", "replace").strip()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("artifact checksum for %s unreadable (%s); recompiling", digest[:12], exc)
-            return None
-        try:
-            actual = _checksum(path)
-            if actual != expected:
-                raise ValueError("checksum mismatch")
-            module = wasmtime.Module.deserialize_file(self.wasm.engine, str(path))
-            return module, int(actual.partition(":")[0])
-        except FileNotFoundError:
-            return None
-        except (ValueError, OSError, wasmtime.WasmtimeError) as exc:
-            self.stats.corrupt_artifacts += 1
-            log.warning("artifact for %s rejected (%s); recompiling", digest[:12], str(exc).splitlines()[0][:120])
-            for stale in (sum_path, path):
-                try:
-                    stale.unlink()
-                except OSError:
-                    pass
-            return None
+            found = self.artifacts.verified(digest)
+            if found is None:
+                return None
+            path, size = found
+            try:
+                return wasmtime.Module.deserialize_file(self.wasm.engine, str(path)), size
+            except FileNotFoundError:
+                return None
+            except wasmtime.WasmtimeError as exc:  # another engine's, or damaged in a way the sum missed
+                self.artifacts.reject(digest, str(exc).splitlines()[0])
+                return None
+        finally:
+            self.stats.corrupt_artifacts += self.artifacts.rejected - rejected
 
     def compile_and_store(self, digest: str, wasm_bytes: bytes) -> tuple[wasmtime.Module, float]:
         """Compile (validating) and write the artifact; returns the module and compile seconds."""
@@ -220,35 +167,9 @@ class CompiledCache:
         return module, seconds
 
     def store_artifact(self, digest: str, module: wasmtime.Module) -> bool:
-        """Write the artifact, then its checksum (a crash in between leaves no sum: recompiled).
-        False when it could not be written (a full disk): the module still runs, only the next
-        process's first call compiles, so that is logged, not raised."""
-        path = self.artifact_path(digest)
-        try:
-            # A .sum left from an earlier artifact would describe other bytes: remove it first, so a
-            # .sum that exists was always written after the artifact beside it.
-            try:
-                path.with_suffix(".sum").unlink()
-            except FileNotFoundError:
-                pass
-            _write_atomic(path, module.serialize())
-            _write_atomic(path.with_suffix(".sum"), _checksum(path).encode())
-            return True
-        except OSError as exc:
-            log.error("could not write artifact for %s: %s", digest[:12], exc)
-            self.discard_artifact(digest)
-            return False
-
-    def discard_artifact(self, digest: str) -> None:
-        """Remove the artifact and its sum (a deploy that failed after writing them)."""
-        path = self.artifact_path(digest)
-        for victim in (path.with_suffix(".sum"), path):
-            try:
-                victim.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.error("could not remove artifact file %s: %s", victim.name, exc.strerror)
+        """Write the module's artifact; False when the disk would not take it (logged: the
+        module still runs, only the next process's first call compiles)."""
+        return self.artifacts.write(digest, module.serialize())
 
     def prepare(self, digest: str, module: wasmtime.Module, code_bytes: int,
                 shape: ModuleHints | None = None) -> PreparedModule:

@@ -15,7 +15,7 @@ What it looks at:
   to its name (sha256, as `Registry.put_blob` names them); unreferenced (orphan) blobs; files
   whose content is not their name (corrupt); temp files that a crash left mid-write.
 - `artifacts/<fingerprint>/ab/<digest>.cwasm` + `.sum`: the sum is present and right (size and
-  XXH3-128, as `cache._checksum` computes it); artifacts of digests no version uses; artifacts of
+  XXH3-128, as `store.files.checksum` computes it); artifacts of digests no version uses; artifacts of
   engine fingerprints this configuration does not produce; stray temp files and sums.
 
 Findings have a severity, because a crash by design leaves harmless leftovers:
@@ -48,13 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from . import registry as reg
-from .cache import _checksum
+from .store import registry as reg
+from .store.files import checksum
+from .store.layout import (ARTIFACT_SUFFIX, BLOB_SUFFIX, DIGEST, LOGS_DB, REGISTRY_DB, SUM_SUFFIX, DataDir,
+                           digest_of, is_temp)
 
 Severity = Literal["error", "fault", "garbage"]
 DEFAULT_MIN_AGE_S = 3600.0  # Registry.gc_blobs' default: a deploy in flight is younger than this
-LOGS_DB = "logs.sqlite3"
-ARTIFACT_SUFFIXES = (".cwasm", ".sum")
 
 
 @dataclass(slots=True)
@@ -177,11 +177,11 @@ class _Checker:
     def __init__(self, data_dir: Path, *, repair: bool, min_age_s: float, quick: bool,
                  fingerprints: tuple[str, ...] | None) -> None:
         self.data_dir = Path(data_dir)
+        self.data = DataDir(self.data_dir)
         self.repair = repair
         self.min_age_s = min_age_s
         self.quick = quick
         self.now = time.time()
-        self.blob_dir = self.data_dir / "blobs" / "sha256"
         self.report = FsckReport(self.data_dir, fingerprints if fingerprints is not None
                                  else current_fingerprints(self.data_dir))
         # digest -> [(function, version, size)] of every version row
@@ -192,10 +192,10 @@ class _Checker:
     def check_registry(self) -> bool:
         """Read every row in one read transaction (a consistent snapshot that never blocks writers
         in WAL mode); returns False when the rows could not be read at all."""
-        path = self.data_dir / reg.DB_FILE
+        path = self.data.registry_db
         report = self.report
         if not path.is_file():
-            report.add("registry_missing", "error", f"no {reg.DB_FILE}: not a wasmhost data directory", path)
+            report.add("registry_missing", "error", f"no {REGISTRY_DB}: not a wasmhost data directory", path)
             return False
         try:
             with _connect(path) as conn:
@@ -209,11 +209,11 @@ class _Checker:
                         report.add("registry_foreign", "error", "not a wasmhost registry (foreign application id)", path)
                         return False
                     functions = conn.execute("SELECT name, active_version FROM functions").fetchall()
-                    versions = conn.execute(f"SELECT {', '.join(reg._COLUMNS)} FROM versions").fetchall()
+                    versions = conn.execute(f"SELECT {', '.join(reg.VERSION_COLUMNS)} FROM versions").fetchall()
                 finally:
                     conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            report.add("registry_unreadable", "error", f"cannot read {reg.DB_FILE}: {exc}", path)
+            report.add("registry_unreadable", "error", f"cannot read {REGISTRY_DB}: {exc}", path)
             return False
         report.functions, report.versions = len(functions), len(versions)
         have: set[tuple[str, int]] = set()
@@ -221,8 +221,9 @@ class _Checker:
             name, number, digest, size = row[0], row[1], row[2], row[3]
             have.add((name, number))
             try:
-                reg._version_from_row((*row, 0, 0))  # the policy columns are the function's, not the row's
-                reg._check_digest(digest)
+                reg.version_from_row((*row, 0, 0))  # the policy columns are the function's, not the row's
+                if not DIGEST.fullmatch(digest):
+                    raise ValueError(f"invalid digest {str(digest)[:80]!r}")
             except Exception as exc:  # noqa: BLE001 - any failure to parse is a corrupt row
                 report.add("row_corrupt", "error", f"version row does not parse: {getattr(exc, 'message', exc)}",
                            path, name, number)
@@ -240,7 +241,7 @@ class _Checker:
         return True
 
     def check_logs(self) -> None:
-        path = self.data_dir / LOGS_DB
+        path = self.data.logs_db
         if not path.is_file():
             return
         try:
@@ -256,15 +257,14 @@ class _Checker:
         report = self.report
         seen: set[str] = set()
         orphans: list[tuple[Path, Finding]] = []
-        for path in sorted(self.blob_dir.glob("*/*")) if self.blob_dir.is_dir() else ():
-            if path.name.startswith(".tmp-"):
+        for path in self.data.blob_files():
+            if is_temp(path):
                 finding = report.add("temp_file", "garbage", "blob temp file left by an interrupted write", path)
                 if self.repair and (_age(path, self.now) or 0.0) >= self.min_age_s:
                     orphans.append((path, finding))
                 continue
-            digest = path.name.removesuffix(".wasm")
-            if (not path.name.endswith(".wasm") or reg.DIGEST_PATTERN.fullmatch(digest) is None
-                    or path.parent.name != digest[:2] or not path.is_file()):
+            digest = digest_of(path, BLOB_SUFFIX)
+            if digest is None or path.parent.name != digest[:2] or not path.is_file():
                 report.add("unexpected_file", "garbage", "not a blob name (left alone)", path)
                 continue
             report.blobs += 1
@@ -301,18 +301,18 @@ class _Checker:
         for digest in sorted(missing):
             for name, number, _ in self.referenced[digest]:
                 report.add("blob_missing", "error", f"module blob {digest[:16]}… is missing; redeploy the module",
-                           self.blob_dir / digest[:2] / f"{digest}.wasm", name, number)
+                           self.data.blob(digest), name, number)
         if orphans and not any(f.kind == "registry_integrity" for f in report.findings):
             self._remove_unreferenced(orphans)  # a damaged database may have lost rows: delete nothing then
 
     def _referenced_now(self) -> set[str]:
-        with _connect(self.data_dir / reg.DB_FILE) as conn:
+        with _connect(self.data.registry_db) as conn:
             return {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
 
     def _remove_unreferenced(self, candidates: list[tuple[Path, Finding]]) -> None:
         """Delete blob files under the registry's write lock, after re-reading the references,
         so that a deploy committing now (in any process) cannot lose its blob."""
-        path = self.data_dir / reg.DB_FILE
+        path = self.data.registry_db
         try:
             with _connect(path, write=True) as conn:
                 conn.execute("BEGIN IMMEDIATE")
@@ -329,28 +329,24 @@ class _Checker:
     # -- artifacts -------------------------------------------------------------------------
 
     def check_artifacts(self) -> None:
-        root = self.data_dir / "artifacts"
-        for engine_dir in sorted(root.iterdir()) if root.is_dir() else ():
-            foreign = engine_dir.name not in self.report.fingerprints
-            for path in sorted(engine_dir.glob("*/*")) if engine_dir.is_dir() else ():
-                self._check_artifact_file(path, foreign)
+        for fingerprint, path in self.data.artifact_files():
+            self._check_artifact_file(path, fingerprint not in self.report.fingerprints)
 
     def _check_artifact_file(self, path: Path, foreign: bool) -> None:
         report = self.report
-        if path.name.startswith(".tmp-"):
+        if is_temp(path):
             finding = report.add("temp_file", "garbage", "artifact temp file left by an interrupted write", path)
             if self.repair and (_age(path, self.now) or 0.0) >= self.min_age_s:
                 finding.repaired = _unlink(path)
             return
-        digest, dot, suffix = path.name.partition(".")
-        if ("." + suffix not in ARTIFACT_SUFFIXES or reg.DIGEST_PATTERN.fullmatch(digest) is None
-                or path.parent.name != digest[:2]):
+        digest = digest_of(path, ARTIFACT_SUFFIX) or digest_of(path, SUM_SUFFIX)
+        if digest is None or path.parent.name != digest[:2]:
             finding = report.add("unexpected_file", "garbage", "not an artifact name in the artifact cache", path)
             self._drop(finding, path)
             return
-        artifact = path.with_suffix(".cwasm")
-        sum_path = path.with_suffix(".sum")
-        if suffix == "sum":
+        artifact = path.with_suffix(ARTIFACT_SUFFIX)
+        sum_path = DataDir.sum_of(artifact)
+        if path.suffix == SUM_SUFFIX:
             if path.exists() and not artifact.exists():  # (a repair above may have removed both)
                 self._drop(report.add("stray_sum", "garbage", "checksum without its artifact", path), path)
             return
@@ -365,7 +361,7 @@ class _Checker:
         except FileNotFoundError:
             expected = None
         try:
-            actual = _checksum(artifact)
+            actual = checksum(artifact)
         except FileNotFoundError:
             return  # removed meanwhile (the server rejected it, or GC)
         except OSError as exc:

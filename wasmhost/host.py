@@ -22,7 +22,9 @@ from .compiler import CompileBudget, ModuleCompiler, compile_module
 from .engine import shared_engine
 from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
 from .models import Abi, Deployment, Expect, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
-from .registry import Registry, validate_name
+from .store.artifacts import ArtifactFiles
+from .store.layout import DataDir
+from .store.registry import Registry, validate_name
 from .sandbox import Sandbox
 from .settings import MIB, Settings
 
@@ -89,9 +91,11 @@ class Host:
         self.wasm = shared_engine(self.settings)
         self.sandbox = Sandbox(self.wasm, self.settings)
         self.linkers = self.sandbox.linkers
-        self.registry = Registry(self.settings.data_dir)
+        self.data = DataDir(Path(self.settings.data_dir))
+        self.registry: Registry = Registry(self.data)  # the embedded FunctionStore (store/__init__.py)
+        self.artifacts = ArtifactFiles(self.data, self.wasm.fingerprint)
         self.compiler = ModuleCompiler(self.wasm, CompileBudget.from_settings(self.settings))
-        self.cache = CompiledCache(self.wasm, self.compiler, self.linkers, self.settings.data_dir, self.registry.read_blob,
+        self.cache = CompiledCache(self.wasm, self.compiler, self.linkers, self.artifacts, self.registry.read_blob,
                                    self.settings.cache_max_modules, self.settings.cache_max_bytes)
         self._inline_off: dict[str, float] = {}  # digest -> monotonic time until which not to try inline
         self.registry.preload()
@@ -182,7 +186,7 @@ class Host:
             if blob:
                 self.registry.discard_blob(digest)
             if artifact and digest not in self.registry.referenced_digests():
-                self.cache.discard_artifact(digest)
+                self.artifacts.discard(digest)
         except Exception:
             log.exception("could not remove what a failed deploy of %s wrote", digest[:12])
 
@@ -260,19 +264,7 @@ class Host:
         left half-written by a crash. Only files older than `min_age_s` go, so a
         deploy racing this in another process never loses its fresh blob."""
         removed_blobs = self.registry.gc_blobs(min_age_s)
-        referenced = self.registry.referenced_digests()
-        cutoff = time.time() - min_age_s
-        removed_artifacts = 0
-        root = Path(self.settings.data_dir) / "artifacts"
-        for path in root.glob("*/*/*") if root.is_dir() else ():
-            digest = path.name.split(".", 1)[0]
-            stale = path.name.startswith(".tmp-") or digest not in referenced
-            try:
-                if stale and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed_artifacts += 1
-            except OSError:
-                continue
+        removed_artifacts = self.artifacts.collect(self.registry.referenced_digests(), min_age_s)
         if removed_blobs or removed_artifacts:
             log.info("garbage collection: %d blobs, %d artifact files removed", len(removed_blobs), removed_artifacts)
         return {"blobs": len(removed_blobs), "artifact_files": removed_artifacts}

@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 
 from ..errors import BadRequest, TooLarge
 from ..host import Host
-from ..logstore import LogStore
+from ..store.logs import LogStore
 from ..models import Expect
-from ..registry import validate_name
+from ..store.registry import validate_name
 from .auth import AdminAuth
 from .buffers import BufferBudget
 from .deadlines import Deadlines

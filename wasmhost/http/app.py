@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from ..errors import WasmhostError
 from ..host import Host
-from ..logstore import LogStore
+from ..store.logs import LogStore
 from ..settings import Settings
 from .admin import AdminApi
 from .auth import AdminAuth
@@ -41,7 +41,7 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     settings = host.settings
     pool = InvocationPool(settings.max_concurrency, settings.max_queue, settings.function_queue)
     metrics = Metrics()
-    logs = LogStore(Path(settings.data_dir) / "logs.sqlite3")
+    logs = LogStore(host.data.logs_db)
     auth = AdminAuth(token)
     buffers = BufferBudget(settings.max_buffered_bytes)
     deadlines = Deadlines()

@@ -24,7 +24,7 @@ import time
 from typing import Any, Awaitable, Callable
 from ..errors import BadRequest, InternalError, NotFound, Overloaded, WasmhostError
 from ..host import Host
-from ..logstore import InvocationRecord, LogStore
+from ..store.logs import InvocationRecord, LogStore
 from ..models import FunctionVersion, Invocation, Request
 from .auth import AdminAuth
 from .bodies import DIGITS, receive_body

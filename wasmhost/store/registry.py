@@ -29,12 +29,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wasmhost import errors
-from wasmhost.models import Expect, FunctionInfo, FunctionVersion, Limits, Route
+from .. import errors
+from ..models import Expect, FunctionInfo, FunctionVersion, Limits, Route
+from .files import fsync_dir, write_atomic
+from .layout import BLOB_SUFFIX, DIGEST, REGISTRY_DB, DataDir, digest_of, is_temp
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
-DB_FILE = "registry.sqlite3"
 APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
 SCHEMA_VERSION = 3  # 2: functions.private and functions.concurrency; 3: retired
 BUSY_TIMEOUT_S = 10.0
@@ -55,10 +55,10 @@ _SCHEMA = (
     # there, so `name@N` never means other code than it meant before the delete.
     "CREATE TABLE retired (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL)",
 )
-_COLUMNS = ("name", "version", "digest", "size", "abi", "imports", "exports", "fuel",
+VERSION_COLUMNS = ("name", "version", "digest", "size", "abi", "imports", "exports", "fuel",
             "timeout_ms", "memory_mb", "config", "entrypoint", "routes", "created_at")
 # A version's row and its function's access policy (which every version shares).
-_V = ", ".join("v." + c for c in _COLUMNS) + ", f.private, f.concurrency"
+_V = ", ".join("v." + c for c in VERSION_COLUMNS) + ", f.private, f.concurrency"
 # Schema upgrades, in order: _MIGRATIONS[n] takes a version-n registry to n+1, in the
 # same transaction that records the new version (all or nothing).
 _MIGRATIONS = {
@@ -91,7 +91,7 @@ def _check_version(version: int) -> int:
 
 
 def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or DIGEST_PATTERN.fullmatch(digest) is None:
+    if not isinstance(digest, str) or DIGEST.fullmatch(digest) is None:
         raise errors.BadRequest(f"invalid digest {str(digest)[:80]!r}: expected 64 lower-case hex digits")
     return digest
 
@@ -212,16 +212,7 @@ def _read_wal_index_header(fd: int | None) -> bytes | None:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in `path` durable (POSIX needs the directory fsynced too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _version_from_row(row: Sequence[Any]) -> FunctionVersion:
+def version_from_row(row: Sequence[Any]) -> FunctionVersion:
     (name, version, digest, size, abi, imports, exports, fuel, timeout_ms, memory_mb,
      config, entrypoint, routes, created_at, private, concurrency) = row
     try:
@@ -242,7 +233,7 @@ def _infos_from_rows(rows: list[Any]) -> list[FunctionInfo]:
     for _, group in itertools.groupby(rows, key=lambda r: r[3]):
         group = list(group)
         active_number, created_at, updated_at = group[0][:3]
-        versions = tuple(_version_from_row(r[3:]) for r in group)
+        versions = tuple(version_from_row(r[3:]) for r in group)
         active = next((v for v in versions if v.version == active_number), None)
         if active is None:
             raise errors.InternalError(f"function {versions[0].name!r} has no active version")
@@ -260,18 +251,19 @@ class Registry:
     `resolve` may serve a version that another process has replaced (0: check at every call).
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, recheck_s: float = 0.001) -> None:
-        self.data_dir = Path(data_dir)
+    def __init__(self, data: DataDir | str | os.PathLike[str], *, recheck_s: float = 0.001) -> None:
+        self.data = data if isinstance(data, DataDir) else DataDir(Path(data))
+        self.data_dir = self.data.root
         self._recheck_s = recheck_s
         self._fresh_until = 0.0
-        self.blob_dir = self.data_dir / "blobs" / "sha256"
+        self.blob_dir = self.data.blobs
         self._cache: dict[tuple[str, int | None], FunctionVersion] = {}
         self._hot_lock = threading.Lock()
         self._lock = threading.Lock()
         try:
             self.blob_dir.mkdir(parents=True, exist_ok=True)
             for d in (self.data_dir, self.blob_dir.parent, self.blob_dir):
-                _fsync_dir(d)
+                fsync_dir(d)
         except OSError as exc:
             raise errors.InternalError(f"cannot create the data directory: {exc.strerror}") from exc
         conns: list[sqlite3.Connection] = []
@@ -284,15 +276,15 @@ class Registry:
             for conn in conns:
                 conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise errors.InternalError(f"cannot open the function registry ({DB_FILE}): {exc}") from exc
+                raise errors.InternalError(f"cannot open the function registry ({REGISTRY_DB}): {exc}") from exc
             raise
         self._conn, self._hot = conns
         # Both connections are open, so SQLite holds the -shm file open until close().
-        self._wal_index_fd = _find_wal_index_fd(self.data_dir / (DB_FILE + "-shm"))
+        self._wal_index_fd = _find_wal_index_fd(self.data.registry_db.with_name(REGISTRY_DB + "-shm"))
         self._wal_seen: bytes | None = None  # the WAL-index header at the last data_version check
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.data_dir / DB_FILE, timeout=BUSY_TIMEOUT_S,
+        conn = sqlite3.connect(self.data.registry_db, timeout=BUSY_TIMEOUT_S,
                                isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -345,10 +337,10 @@ class Registry:
             return True
         if app_id != APPLICATION_ID:
             raise errors.InternalError(
-                f"{DB_FILE} in the data directory is not a wasmhost registry (foreign SQLite database)")
+                f"{REGISTRY_DB} in the data directory is not a wasmhost registry (foreign SQLite database)")
         if schema not in _MIGRATIONS and schema != SCHEMA_VERSION:
             raise errors.InternalError(
-                f"{DB_FILE} has schema version {schema}; this wasmhost supports {SCHEMA_VERSION}")
+                f"{REGISTRY_DB} has schema version {schema}; this wasmhost supports {SCHEMA_VERSION}")
         return False
 
     def close(self) -> None:
@@ -370,7 +362,7 @@ class Registry:
 
     def blob_path(self, digest: str) -> Path:
         _check_digest(digest)
-        return self.blob_dir / digest[:2] / f"{digest}.wasm"
+        return self.data.blob(digest)
 
     def put_blob(self, wasm: bytes) -> str:
         """Store a module durably and return its sha256; the bytes are on disk when this returns."""
@@ -386,23 +378,8 @@ class Registry:
                 if path.stat().st_size == len(data) and path.read_bytes() == data:
                     os.utime(path)  # a fresh mtime keeps gc_blobs away until our row is committed
                     return digest
-            shard = path.parent
-            if not shard.is_dir():
-                shard.mkdir(exist_ok=True)
-                _fsync_dir(self.blob_dir)
-            tmp = shard / f".tmp-{os.getpid()}-{threading.get_ident()}-{os.urandom(6).hex()}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)  # atomic; concurrent writers of one digest write equal bytes
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            _fsync_dir(shard)
+            # atomic; concurrent writers of one digest write equal bytes; read-only once written
+            write_atomic(path, data, mode=0o444)
         except OSError as exc:
             raise storage_error(exc, f"module blob {digest}") from exc
         return digest
@@ -503,7 +480,7 @@ class Registry:
                 raise _db_error(exc) from exc
             self._cache.clear()
             for row in rows:
-                fv = _version_from_row(row)
+                fv = version_from_row(row)
                 self._cache[(fv.name, None)] = fv
             self._data_version = data_version
             self._fresh_until = time.monotonic() + self._recheck_s
@@ -526,7 +503,7 @@ class Registry:
             if own:
                 conn.execute("COMMIT")
         if row is not None:
-            return _version_from_row(row)
+            return version_from_row(row)
         if not exists:
             raise errors.NotFound(f"no function named {name!r}")
         if version is None:
@@ -694,15 +671,15 @@ class Registry:
             referenced = {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
             cutoff = time.time() - min_age_s
             try:
-                for path in self.blob_dir.glob("*/*"):
-                    digest = path.name.removesuffix(".wasm")
-                    is_blob = path.name.endswith(".wasm") and DIGEST_PATTERN.fullmatch(digest) is not None
-                    if not (path.name.startswith(".tmp-") or (is_blob and digest not in referenced)):
+                for path in self.data.blob_files():
+                    digest = digest_of(path, BLOB_SUFFIX)
+                    is_blob = digest is not None
+                    if not (is_temp(path) or (is_blob and digest not in referenced)):
                         continue
                     with contextlib.suppress(FileNotFoundError):
                         if path.stat().st_mtime <= cutoff:
                             path.unlink()
-                            if is_blob:
+                            if digest is not None:
                                 removed.append(digest)
             except OSError as exc:
                 raise errors.InternalError(f"could not collect module blobs: {exc.strerror}") from exc
@@ -748,7 +725,7 @@ class Registry:
     @staticmethod
     def _insert(conn: sqlite3.Connection, fv: FunctionVersion) -> None:
         conn.execute(
-            f"INSERT INTO versions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            f"INSERT INTO versions ({', '.join(VERSION_COLUMNS)}) VALUES ({', '.join('?' * len(VERSION_COLUMNS))})",
             (fv.name, fv.version, fv.digest, fv.size, fv.abi, json.dumps(list(fv.imports)),
              json.dumps(list(fv.exports)), fv.limits.fuel, fv.limits.timeout_ms, fv.limits.memory_mb,
              json.dumps(fv.config, sort_keys=True), fv.entrypoint,
