@@ -24,7 +24,7 @@ def test_the_paths_are_chosen_by_the_setting() -> None:
 
 
 def test_the_extension_exports_the_outcomes_and_the_result_fields_of_native() -> None:
-    fast = native.load_fastpath()
+    fast = native.load_extension()
     assert fast is not None
     assert {o.name: o.value for o in Outcome} == {o.name: getattr(fast, o.name) for o in Outcome}
     assert sorted(f for f in dir(fast.CallResult) if not f.startswith("_")) == sorted(RawCall._fields)

@@ -12,8 +12,8 @@ from wasmhost import callpath
 from wasmhost.abi.handler_codec import SMALL_RESPONSE, decode_response, decode_response_py
 from wasmhost.errors import BadResponse
 
-decode_plain = callpath.choose(True).decode_response
-pytestmark = pytest.mark.skipif(decode_plain is None, reason="the C extension is not built")
+decode_c = callpath.choose(True).decode_response
+pytestmark = pytest.mark.skipif(decode_c is None, reason="the C extension is not built")
 
 NAMES = ["content-type", "X-Custom", "x_y", "a b", "", "é", "x\r\n", "set-cookie", "A" * 5000, "~!#"]
 VALUES = ["text/plain; charset=utf-8", "a\tb", "a\nb", "\x00", "\x7f", "é☃", "", "x" * 70000, "\x1f"]
@@ -63,7 +63,7 @@ def test_c_decoder_agrees_with_the_reference() -> None:
         raw = _response(r)
         if len(raw) > SMALL_RESPONSE:  # decode_response uses the C decoder for small responses only
             raw = raw[:SMALL_RESPONSE]
-        plain = decode_plain(raw)
+        plain = decode_c(raw)
         try:
             expected = decode_response_py(raw)
         except BadResponse as exc:
@@ -72,12 +72,12 @@ def test_c_decoder_agrees_with_the_reference() -> None:
         if plain is not None:
             taken += 1
             assert plain == (expected.status, expected.headers, expected.body), raw[:200]
-            assert decode_response(raw, decode_plain) == expected
+            assert decode_response(raw, decode_c) == expected
     assert taken > 300
 
 
 def test_common_response() -> None:
     raw = msgpack.packb({"status": 200, "headers": [["Content-Type", "text/plain"]], "body": b"hi"},
                         use_bin_type=True)
-    assert decode_plain(raw) == (200, (("content-type", "text/plain"),), b"hi")
-    assert decode_plain(b"\x80") == (200, (), b"")
+    assert decode_c(raw) == (200, (("content-type", "text/plain"),), b"hi")
+    assert decode_c(b"\x80") == (200, (), b"")

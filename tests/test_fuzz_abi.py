@@ -27,7 +27,7 @@ from wasmhost.abi.handler_codec import (SMALL_RESPONSE, decode_response, decode_
                                         encode_request_py, packed_config)
 
 _C = callpath.choose(True)
-decode_plain, encode_fields_c = _C.decode_response, _C.encode_request
+decode_c, encode_fields_c = _C.decode_response, _C.encode_request
 from wasmhost.errors import BadResponse, WasmhostError
 from wasmhost.models import Request, Response
 
@@ -162,10 +162,10 @@ _hvalue = st.text(st.characters(blacklist_categories=("Cs", "Cc"), whitelist_cha
 def _decoders(raw: bytes):
     """Every decoder that would see `raw`, by name: the public one, the reference, and the small
     and streaming halves of the reference (each on any size, so both are fuzzed on every input)."""
-    out = {"decode_response": lambda r: decode_response(r, decode_plain), "py": decode_response_py,
+    out = {"decode_response": lambda r: decode_response(r, decode_c), "py": decode_response_py,
            "small": handler._decode_small, "streaming": handler._decode_streaming}
-    if decode_plain is not None and len(raw) <= SMALL_RESPONSE:
-        out["c"] = lambda r: (lambda t: None if t is None else Response(*t))(decode_plain(r))
+    if decode_c is not None and len(raw) <= SMALL_RESPONSE:
+        out["c"] = lambda r: (lambda t: None if t is None else Response(*t))(decode_c(r))
     return out
 
 

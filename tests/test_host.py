@@ -102,6 +102,18 @@ def test_update_refuses_limits_above_maxima(host: Host, wasm) -> None:
     assert host.get("fn").active.version == 1
 
 
+def test_update_and_set_policy_must_name_something(host: Host, wasm) -> None:
+    host.deploy("fn", wasm("hello_handler"))
+    with pytest.raises(BadRequest, match="nothing to update"):
+        host.update("fn")
+    with pytest.raises(BadRequest, match="nothing to change"):
+        host.set_policy("fn")
+    for bad in ({"private": 1}, {"concurrency": -1}, {"concurrency": True}, {"concurrency": 10**6}):
+        with pytest.raises(BadRequest):
+            host.set_policy("fn", **bad)
+    assert [v.version for v in host.get("fn").versions] == [1]
+
+
 def test_delete(host: Host, wasm) -> None:
     host.deploy("gone", wasm("hello_handler"))
     host.delete("gone")

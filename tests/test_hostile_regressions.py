@@ -99,11 +99,11 @@ def test_response_rules(response, fragment) -> None:
         decode_response(msgpack.packb(response))
     assert fragment in info.value.message
     from wasmhost.abi.handler_codec import _decode_streaming  # every decoder refuses it
-    decode_plain = __import__("wasmhost.callpath").callpath.choose(True).decode_response
+    decode_c = __import__("wasmhost.callpath").callpath.choose(True).decode_response
     with pytest.raises(BadResponse):
         _decode_streaming(msgpack.packb(response))
-    if decode_plain is not None:
-        assert decode_plain(msgpack.packb(response)) is None
+    if decode_c is not None:
+        assert decode_c(msgpack.packb(response)) is None
 
 
 def test_one_content_type_and_other_repeats_are_fine() -> None:

@@ -17,7 +17,8 @@ import pytest
 from wasmhost import errors
 from wasmhost.models import FunctionVersion, Limits, Route
 from wasmhost.store.layout import REGISTRY_DB as DB_FILE
-from wasmhost.store.registry import APPLICATION_ID, SCHEMA_VERSION, Registry, validate_name
+from wasmhost.inputs import validate_name
+from wasmhost.store.registry import APPLICATION_ID, SCHEMA_VERSION, Registry
 
 LIMITS = Limits(fuel=1_000_000, timeout_ms=1000, memory_mb=64)
 WASM = b"\0asm\x01\0\0\0"
@@ -59,12 +60,24 @@ def test_name_must_be_a_string() -> None:
         validate_name(None)  # type: ignore[arg-type]
 
 
-def test_every_entry_point_validates_names(reg: Registry) -> None:
-    for call in (lambda: reg.resolve("Bad"), lambda: reg.get("Bad"), lambda: reg.delete("-x"),
-                 lambda: reg.rollback("a_b"), lambda: reg.update("UP", config={}),
-                 lambda: deploy(reg, "x" * 64)):
+def test_every_host_entry_point_validates_names(host) -> None:
+    """Names are checked once, at the Host boundary (wasmhost/inputs.py)..."""
+    for call in (lambda: host.resolve("Bad"), lambda: host.get("Bad"), lambda: host.delete("-x"),
+                 lambda: host.rollback("a_b"), lambda: host.update("UP", config={}),
+                 lambda: host.set_policy("UP", private=True), lambda: host.deploy("x" * 64, b"\0asm")):
         with pytest.raises(errors.BadRequest):
             call()
+
+
+def test_the_store_asserts_valid_names(reg: Registry) -> None:
+    """...and the store asserts that it never gets another (an unknown name is only not found)."""
+    for call in (lambda: reg.get("Bad"), lambda: reg.delete("-x"), lambda: reg.rollback("a_b"),
+                 lambda: reg.update("UP", config={}), lambda: deploy(reg, "x" * 64)):
+        with pytest.raises(AssertionError):
+            call()
+    with pytest.raises(errors.NotFound):
+        reg.resolve("Bad")
+    assert reg.list() == []
 
 
 # -- blobs ------------------------------------------------------------------------------------
@@ -108,7 +121,7 @@ def test_read_blob_detects_corruption_and_absence(reg: Registry, tmp_path: Path)
 
 def test_blob_path_refuses_non_digests(reg: Registry) -> None:
     for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31, ""):
-        with pytest.raises(errors.BadRequest):
+        with pytest.raises(AssertionError):
             reg.blob_path(bad)
 
 
@@ -158,13 +171,14 @@ def test_resolve_errors(reg: Registry) -> None:
     deploy(reg, "x")
     with pytest.raises(errors.NotFound, match="function 'x' has no version 7"):
         reg.resolve("x", 7)
+    # The Host refuses bad versions (tests/test_fuzz_registry.py); the store asserts it never gets one.
     for bad in (0, -1, True, "1", 1.0, [1], 2**63):
-        with pytest.raises(errors.BadRequest):
+        with pytest.raises(AssertionError):
             reg.resolve("x", bad)  # type: ignore[arg-type]
     reg.resolve("x", 1)  # cached under a key equal to (name, True): still refused below
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(AssertionError):
         reg.resolve("x", True)  # type: ignore[arg-type]
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(AssertionError):
         reg.resolve(["x"])  # type: ignore[arg-type]
     with pytest.raises(errors.NotFound):
         reg.get("nope")
@@ -185,13 +199,15 @@ def test_create_needs_a_stored_blob_of_the_right_size(reg: Registry) -> None:
         reg.get("fn")  # nothing half-created
 
 
-def test_create_validates_fields(reg: Registry) -> None:
-    with pytest.raises(errors.BadRequest):
+def test_create_asserts_its_fields(reg: Registry) -> None:
+    """The Host checks what it is given; the store asserts, and stores nothing."""
+    with pytest.raises(AssertionError):
         deploy(reg, "fn", config={"n": 1})
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(AssertionError):
         deploy(reg, "fn", imports="wasi")
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(AssertionError):
         deploy(reg, "fn", limits=Limits(fuel=-1, timeout_ms=1, memory_mb=1))
+    assert reg.list() == []
 
 
 # -- update, rollback, delete -----------------------------------------------------------------
@@ -207,8 +223,8 @@ def test_update_appends_a_version_with_the_changed_fields(reg: Registry) -> None
     assert reg.resolve("fn") == v3
     assert reg.resolve("fn", 1) == v1  # versions are immutable
     assert reg.update("fn", entrypoint="").entrypoint is None
-    with pytest.raises(errors.BadRequest, match="nothing to update"):
-        reg.update("fn")
+    with pytest.raises(AssertionError):
+        reg.update("fn")  # the Host says "nothing to update" (tests/test_host.py)
     with pytest.raises(errors.NotFound):
         reg.update("ghost", config={})
 
@@ -233,7 +249,7 @@ def test_rollback_errors(reg: Registry) -> None:
         reg.rollback("fn")
     with pytest.raises(errors.NotFound, match="no version 9"):
         reg.rollback("fn", 9)
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(AssertionError):
         reg.rollback("fn", 0)
     assert reg.resolve("fn").version == 1
 
@@ -549,7 +565,7 @@ def test_a_new_version_keeps_the_functions_policy(reg: Registry) -> None:
     assert (fv.private, fv.concurrency) == (False, 2)
     assert all(not v.private for v in reg.get("p").versions)
     for bad in ({"private": 1}, {"concurrency": -1}, {"concurrency": True}, {}):
-        with pytest.raises(errors.BadRequest):
+        with pytest.raises(AssertionError):
             reg.set_policy("p", **bad)
     with pytest.raises(errors.NotFound):
         reg.set_policy("nobody", private=True)

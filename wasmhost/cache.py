@@ -1,4 +1,4 @@
-"""Compiled-module cache: memory LRU → disk artifacts → compile (DESIGN §5).
+"""Compiled-module cache: memory LRU → disk artifacts (store/artifacts.py) → compile.
 
 1. memory: ready-to-instantiate `InstancePre`s keyed by module digest, bounded
    by count and by artifact bytes.
@@ -179,7 +179,7 @@ class CompiledCache:
         else:
             uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
             has_init = any(exp.name == "_initialize" for exp in module.exports)
-        linker = self.linkers.wasi if uses_wasi else self.linkers.plain
+        linker = self.linkers.wasi if uses_wasi else self.linkers.without_wasi
         try:
             pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:

@@ -47,7 +47,7 @@ class CallPath:
 
 def choose(use_c: bool = True) -> CallPath:
     """The C path when asked for and built, else ctypes."""
-    fast = native.load_fastpath() if use_c else None
+    fast = native.load_extension() if use_c else None
     if fast is None:
         return CallPath("ctypes", _ctypes_call_handler, _ctypes_call_export, native.wasi_config, None, None, None,
                         python_stdio=True)

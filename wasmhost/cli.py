@@ -13,37 +13,16 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from .cli_args import data as _data
+from .cli_args import env as _env
+from .cli_args import header as _header
 from .errors import BadRequest, WasmhostError
 from .models import Invocation, Request
 
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"header must look like 'Name: value', got {text!r}")
-    return name.strip().lower(), value.strip()
-
-
-def _env(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--env must look like KEY=VALUE, got {text!r}")
-    return key, value
-
-
-def _data(text: str) -> bytes:
-    """-d DATA, or -d @file (as curl), or -d @- for stdin."""
-    if text.startswith("@"):
-        source = text[1:]
-        if source == "-":
-            return sys.stdin.buffer.read()
-        try:
-            return Path(source).read_bytes()
-        except OSError as exc:
-            raise argparse.ArgumentTypeError(f"cannot read {source}: {exc.strerror}") from None
-    return text.encode()
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "Every argument after `bench` goes to bench/run.py (wasmhost bench --help).")
     bench.set_defaults(func=cmd_bench, suite_args=[])
 
-    from .cli_client import add_client_commands  # here: cli_client imports this module's helpers
+    from .cli_client import add_client_commands  # (imported when needed: it brings httpx)
     add_client_commands(sub)
     return parser
 
@@ -146,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if invocation.ok else 1
 
 
-def _allow_requested_limits(settings: "Settings", limits: dict[str, int | None]) -> "Settings":  # noqa: F821
+def _allow_requested_limits(settings: Settings, limits: dict[str, int | None]) -> Settings:
     """Locally the user is the operator: let explicit flags raise the maxima."""
     from dataclasses import replace
     raised = {f"max_{key}": value for key, value in limits.items()
@@ -193,11 +172,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_fsck(args: argparse.Namespace) -> int:
     """Print the findings (or the JSON report); exit 1 while errors or faults remain."""
     import json
-    import os
 
     from .fsck import fsck
+    from .settings import Settings
 
-    data_dir = args.data or Path(os.environ.get("WASMHOST_DATA", "data"))
+    data_dir = Settings.from_env(data_dir=args.data).data_dir
     if not data_dir.is_dir():
         raise BadRequest(f"no data directory at {data_dir}")
     if args.min_age < 0:

@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli import _data, _env, _header
+from .cli_args import data as _data
+from .cli_args import env as _env
+from .cli_args import header as _header
 from .errors import BadRequest
 
 if TYPE_CHECKING:  # httpx is imported by the client commands only, not by `run` or `serve`

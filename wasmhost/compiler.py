@@ -1,14 +1,12 @@
 """Compiling untrusted modules within a time and memory budget.
 
 Cranelift's time and memory grow with a module's code, and wasmtime cannot
-interrupt a compile. Measured here (2-vCPU EPYC): 50,000 one-line functions
-(864 KB) take 1.75 s and 345 MiB, 200,000 (3.6 MB) 8.2 s and 1.2 GiB, so one
-64 MiB upload could hold a thread for minutes and exhaust the host's memory.
-A module over `isolate_above_bytes` is therefore compiled in a child process,
-under RLIMIT_DATA and a deadline, and this process deserializes the artifact the
-child writes. Smaller modules compile in process: the child costs 80-120 ms
-(bench/bench_compile.py), more than most of them take, and the worst of them
-(16,500 functions in 255 KiB) takes 0.45 s and 89 MiB.
+interrupt a compile: one 64 MiB upload could hold a thread for minutes and exhaust
+the host's memory (bench/design-figures.md: compile-cost). A module over `isolate_above_bytes` is
+therefore compiled in a child process, under RLIMIT_DATA and a deadline, and this
+process deserializes the artifact the child writes. Smaller modules compile in
+process: starting the child costs more than most of them take, and the worst of them
+stays well inside the budget.
 """
 
 from __future__ import annotations

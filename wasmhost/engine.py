@@ -1,6 +1,6 @@
 """The process's wasmtime Engine: fuel, epochs, pooling allocator, fingerprint.
 
-One Engine per process and configuration, shared by every thread (DESIGN §7).
+One Engine per process and configuration, shared by every thread.
 Epoch interruption gives wall-clock deadlines: a daemon thread advances the
 epoch every `epoch_tick_ms`, and each Store gets a deadline in ticks.
 
@@ -31,7 +31,7 @@ from .settings import MIB, Settings
 log = logging.getLogger("wasmhost.engine")
 
 # Elements of the one table an instance may have in a pooling slot (wasmtime's default,
-# set explicitly so that the deploy check in cache.py cannot drift from it).
+# set explicitly so that the deploy check in module_shape.py cannot drift from it).
 POOL_TABLE_ELEMENTS = 20_000
 
 WASMTIME_VERSION = metadata.version("wasmtime")
@@ -181,8 +181,7 @@ def _set_pooling(config: wasmtime.Config, cfg: EngineConfig) -> None:
         capi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, cfg.max_memory_bytes)
         capi.wasmtime_pooling_allocation_config_table_elements_set(pool, POOL_TABLE_ELEMENTS)
         # Reset the first bytes of a freed slot with memset instead of madvise: a
-        # fresh instance then takes no page faults on its first pages (measured:
-        # ~80 -> ~65 µs per hello call on a 2-core VM).
+        # fresh instance then takes no page faults on its first pages (bench/design-figures.md: keep-resident).
         capi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pool, cfg.keep_resident_bytes)
         capi.wasmtime_pooling_allocation_config_table_keep_resident_set(pool, cfg.keep_resident_bytes)
         capi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,23 +19,23 @@ from .abi.detect import check_route_targets, inspect_module
 from .cache import CompiledCache
 from .compiler import CompileBudget, ModuleCompiler, compile_module
 from .engine import shared_engine
-from .errors import BadRequest, InvalidModule, TooLarge, Unauthorized
+from .errors import BadRequest, InvalidModule, NotFound, TooLarge, Unauthorized
 from .models import Abi, Deployment, Expect, FunctionInfo, FunctionVersion, Invocation, Limits, Request, Route
 from .store.artifacts import ArtifactFiles
 from .store.layout import DataDir
-from .store.registry import Registry, validate_name
+from .inputs import (check_concurrency, check_config, check_entrypoint, check_private, check_version,
+                     validate_name)
+from .store.registry import Registry
 from .sandbox import Sandbox
 from .settings import MIB, Settings
 
 log = logging.getLogger("wasmhost.host")
 
 WASM_MAGIC = b"\0asm"
-CONFIG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")  # fullmatch: "$" would allow a final LF
-ENTRYPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
-MAX_CONFIG_ENTRIES = 256
-MAX_CONFIG_BYTES = 64 * 1024
-INLINE_FUEL = 1_000_000  # about 0.1 ms of wasm here (cpu_loop: ~10 M fuel per ms)
-INLINE_HOST_CALLS = 16  # ~15-35 µs each (a GIL hop)
+# An inline call may take about a tenth of a millisecond of wasm and a few host calls (each a GIL
+# hop) before it is moved to a worker (bench/design-figures.md: inline-budget).
+INLINE_FUEL = 1_000_000
+INLINE_HOST_CALLS = 16
 INLINE_BACKOFF_S = 1.0
 
 # Answers an empty map (status 200); logs one line, and in the WASI variant prints one.
@@ -53,37 +52,6 @@ WARMUP_WASI_WAT = """(module
   (func (export "wasmhost_handle") (param i32 i32) (result i64)
     (drop (call $w (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 48)))
     (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 1))))"""
-
-def check_config(config: Mapping[str, Any] | None) -> dict[str, str]:
-    """Config variables become WASI environment entries and msgpack map keys:
-    keep them to plain names and NUL-free strings, and bounded."""
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping):
-        raise BadRequest("config must be an object of string keys to string values")
-    if len(config) > MAX_CONFIG_ENTRIES:
-        raise BadRequest(f"config has {len(config)} entries; at most {MAX_CONFIG_ENTRIES} are allowed")
-    out: dict[str, str] = {}
-    total = 0
-    for key, value in config.items():
-        if not isinstance(key, str) or not CONFIG_KEY.fullmatch(key):
-            raise BadRequest(f"invalid config key {str(key)[:60]!r}: keys are 1-128 characters of "
-                             "letters, digits, '_', '.', '-', not starting with a digit")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise BadRequest(f"config value for {key!r} must be a string")
-        text = str(value)
-        if "\x00" in text:
-            raise BadRequest(f"config value for {key!r} contains a NUL byte")
-        try:
-            size = len(text.encode())
-        except UnicodeEncodeError:  # a lone surrogate: not text UTF-8 (or a WASI environment) can carry
-            raise BadRequest(f"config value for {key!r} is not valid Unicode text (a lone surrogate)") from None
-        total += len(key) + size
-        out[key] = text
-    if total > MAX_CONFIG_BYTES:
-        raise BadRequest(f"config is {total} bytes; at most {MAX_CONFIG_BYTES} are allowed")
-    return out
-
 
 class Host:
     def __init__(self, settings: Settings | None = None) -> None:
@@ -118,7 +86,7 @@ class Host:
 
     # ---- admin ---------------------------------------------------------------------
 
-    def deploy(self, name: str, wasm: bytes, *, limits: Limits | Mapping[str, Any] | None = None,
+    def deploy(self, name: str, code: bytes, *, limits: Limits | Mapping[str, Any] | None = None,
                config: Mapping[str, Any] | None = None, abi: Abi | None = None,
                entrypoint: str | None = None, private: bool | None = None,
                concurrency: int | None = None, expect: Expect | None = None) -> Deployment:
@@ -126,19 +94,19 @@ class Host:
         `private`/`concurrency` set the function's policy (None: keep it; see `set_policy`).
         `expect` is checked before compiling and again when the version commits."""
         validate_name(name)
+        check_private(private)
+        self.check_concurrency(concurrency)
         if expect is not None:  # fail early, before the work of compiling; checked again at commit
             self.registry.check_expect(name, expect)
-        self.check_concurrency(concurrency)
-        if len(wasm) > self.settings.max_module_bytes:
-            raise TooLarge(f"module of {len(wasm)} bytes exceeds the limit of {self.settings.max_module_bytes} bytes",
+        if len(code) > self.settings.max_module_bytes:
+            raise TooLarge(f"module of {len(code)} bytes exceeds the limit of {self.settings.max_module_bytes} bytes",
                            limit=self.settings.max_module_bytes)
-        if not wasm.startswith(WASM_MAGIC):
+        if not code.startswith(WASM_MAGIC):
             raise InvalidModule("not a WebAssembly module: it does not start with the bytes \\0asm")
         resolved = self.settings.resolve_limits(limits.to_dict() if isinstance(limits, Limits) else limits)
         variables = check_config(config)
-        if entrypoint is not None and not ENTRYPOINT.fullmatch(entrypoint):
-            raise BadRequest(f"invalid entrypoint {entrypoint[:60]!r}")
-        digest = hashlib.sha256(wasm).hexdigest()
+        check_entrypoint(entrypoint)
+        digest = hashlib.sha256(code).hexdigest()
 
         found = self.cache.load_artifact(digest)
         compile_seconds, tier = 0.0, "disk"
@@ -146,17 +114,17 @@ class Host:
             module = found[0]
         else:
             started = time.perf_counter()
-            module = self.compiler.compile(wasm)
+            module = self.compiler.compile(code)
             compile_seconds, tier = time.perf_counter() - started, "compile"
         shape = inspect_module(module, self.linkers, self.wasm.engine, abi, entrypoint)
         max_memory = self.settings.max_memory_mb * MIB
         if shape.min_memory_bytes > max_memory:
             raise InvalidModule(f"the module's initial memory of {shape.min_memory_bytes // MIB} MiB exceeds the "
                                 f"server maximum of {self.settings.max_memory_mb} MiB", memory_mb=self.settings.max_memory_mb)
-        prepared = self.cache.prepare(digest, module, len(wasm))
+        prepared = self.cache.prepare(digest, module, len(code))
         routes: tuple[Route, ...] = ()
         if shape.abi == "wagi" and "_routes" in shape.func_exports:
-            probe = FunctionVersion(name, 0, digest, len(wasm), shape.abi, shape.imports, shape.exports,
+            probe = FunctionVersion(name, 0, digest, len(code), shape.abi, shape.imports, shape.exports,
                                     resolved, variables, entrypoint)
             routes = self.sandbox.collect_routes(prepared, probe)
             check_route_targets(module, routes)
@@ -167,16 +135,16 @@ class Host:
         wrote_artifact = found is None and self.cache.store_artifact(digest, module)
         wrote_blob = not self.registry.has_blob(digest)
         try:
-            self.registry.put_blob(wasm)
+            self.registry.put_blob(code)
             version = self.registry.create_version(
-                name, digest=digest, size=len(wasm), abi=shape.abi, imports=shape.imports, exports=shape.exports,
+                name, digest=digest, size=len(code), abi=shape.abi, imports=shape.imports, exports=shape.exports,
                 limits=resolved, config=variables, entrypoint=entrypoint, routes=routes, private=private,
                 concurrency=concurrency, expect=expect)
         except BaseException:
             self._undo_writes(digest, wrote_artifact, wrote_blob)
             raise
         self.cache.put(prepared)
-        log.info("deployed %s v%d (%s, %d bytes, %s)", name, version.version, shape.abi, len(wasm), tier)
+        log.info("deployed %s v%d (%s, %d bytes, %s)", name, version.version, shape.abi, len(code), tier)
         return Deployment(version, compile_seconds, tier)  # type: ignore[arg-type]
 
     def _undo_writes(self, digest: str, artifact: bool, blob: bool) -> None:
@@ -196,9 +164,13 @@ class Host:
         """Change what is named, as one write; applies from the next call. Limits and config make
         a new version (versions are immutable); limits not named keep the values of the version
         active when the change commits, not of the one this call read (see Registry.update)."""
+        validate_name(name)
         changes = self.settings.check_limits(limits) if limits is not None else None
         new_config = check_config(config) if config is not None else None
+        check_private(private)
         self.check_concurrency(concurrency)
+        if not changes and new_config is None and private is None and concurrency is None:
+            raise BadRequest("nothing to update: give limits, config, private or concurrency")
         return self.registry.update(name, limits=changes, config=new_config, private=private,
                                     concurrency=concurrency, expect=expect)
 
@@ -206,29 +178,27 @@ class Host:
                    concurrency: int | None = None, expect: Expect | None = None) -> FunctionVersion:
         """Who may call a function (private: only with a token) and how many of its calls may
         run on worker threads at once (0: the server default). Applies from the next call."""
+        validate_name(name)
+        check_private(private)
         self.check_concurrency(concurrency)
+        if private is None and concurrency is None:
+            raise BadRequest("nothing to change: give private and/or concurrency")
         return self.registry.set_policy(name, private=private, concurrency=concurrency, expect=expect)
 
     def check_concurrency(self, concurrency: int | None) -> None:
-        if concurrency is None:
-            return
-        if type(concurrency) is not int or concurrency < 0:
-            raise BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
-        if concurrency > self.settings.max_concurrency:
-            raise BadRequest(f"concurrency={concurrency} exceeds the server's max_concurrency "
-                             f"{self.settings.max_concurrency}", maximum=self.settings.max_concurrency)
+        check_concurrency(concurrency, self.settings.max_concurrency)
 
     def get(self, name: str) -> FunctionInfo:
-        return self.registry.get(name)
+        return self.registry.get(validate_name(name))
 
     def list(self) -> list[FunctionInfo]:
         return self.registry.list()
 
     def rollback(self, name: str, version: int | None = None, expect: Expect | None = None) -> FunctionVersion:
-        return self.registry.rollback(name, version, expect)
+        return self.registry.rollback(validate_name(name), check_version(version), expect)
 
     def delete(self, name: str, expect: Expect | None = None) -> None:
-        info = self.registry.get(name)
+        info = self.registry.get(validate_name(name))
         self.registry.delete(name, expect)
         still_used = self.registry.referenced_digests()
         for v in info.versions:
@@ -239,8 +209,17 @@ class Host:
 
     def resolve(self, name: str, version: int | None = None, authorized: bool = True) -> FunctionVersion:
         """The version a call runs; Unauthorized for a private function unless the caller
-        showed a token (`authorized`: the HTTP layer's check; the Python API is trusted)."""
-        fv = self.registry.resolve(name, version)
+        showed a token (`authorized`: the HTTP layer's check; the Python API is trusted).
+        A name is checked only when no function has it: the hot path is one dict lookup."""
+        if type(name) is not str:
+            validate_name(name)
+        if version is not None:
+            check_version(version)
+        try:
+            fv = self.registry.resolve(name, version)
+        except NotFound:
+            validate_name(name)  # a bad name is a bad request, not a missing function
+            raise
         if fv.private and not authorized:
             raise Unauthorized(f"function {name!r} is private: call it with 'Authorization: Bearer <token>'")
         return fv

@@ -3,8 +3,8 @@
 - `wasmhost.log(ptr, len)`: one line for the invocation's log (both interfaces).
 - `wasi_snapshot_preview1.fd_write`: shadows WASI's own so that stdout/stderr land
   in Python buffers with a hard cap. Configuring WASI stdout through wasmtime
-  costs 200-300 µs per call (FACTS.md); a host function costs one GIL hop per
-  write, and lets us stop an output flood the moment it passes its limit. It
+  costs more than a whole call (bench/design-figures.md: wasi-stdout); a host function costs one GIL hop
+  per write, and lets us stop an output flood the moment it passes its limit. It
   never copies more guest memory than the caps leave room for.
 - `wasi_snapshot_preview1.proc_exit`: shadows WASI's own, which reports a status of 126
   or more only as "invalid exit status" and loses it; ours records the status the guest
@@ -223,13 +223,13 @@ def _poll_oneoff(key: int, addr: int, size: int, args: int) -> str | None:
 class Linkers:
     """Two linkers per engine: the bare one and the one with WASI."""
 
-    plain: wasmtime.Linker
+    without_wasi: wasmtime.Linker
     wasi: wasmtime.Linker
     _keepalive: tuple[object, ...]
 
 
-def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
-    """With `fastpath` (the C extension of the call path), `wasmhost.log` and the WASI
+def build_linkers(wasm: WasmEngine, extension: Any = None) -> Linkers:
+    """With `extension` (the C extension, when the call path is C), `wasmhost.log` and the WASI
     `fd_write` are its C functions, which need no GIL and write into one ordered
     buffer per call; `poll_oneoff` and `proc_exit` stay in Python (they are rare).
     Without it, all four are the Python functions above."""
@@ -238,17 +238,17 @@ def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
     fd_write_type = wasmtime.FuncType([i32, i32, i32, i32], [i32])
     keep: list[object] = [log_type]
 
-    plain = wasmtime.Linker(wasm.engine)
-    if fastpath is not None:
-        fastpath.define_log(address(plain), address(log_type))
+    without_wasi = wasmtime.Linker(wasm.engine)
+    if extension is not None:
+        extension.define_log(address(without_wasi), address(log_type))
     else:
-        keep.append(define_host_func(plain, "wasmhost", "log", log_type, _log))
+        keep.append(define_host_func(without_wasi, "wasmhost", "log", log_type, _log))
 
     wasi = wasmtime.Linker(wasm.engine)
     wasi.define_wasi()
     wasi.allow_shadowing = True
-    if fastpath is not None:  # fd_write and log in C, into one ordered buffer, no GIL per write
-        fastpath.define_wasi_stdio(address(wasi), address(fd_write_type), address(log_type))
+    if extension is not None:  # fd_write and log in C, into one ordered buffer, no GIL per write
+        extension.define_wasi_stdio(address(wasi), address(fd_write_type), address(log_type))
         keep.append(fd_write_type)
     else:
         keep.append(define_host_func(wasi, WASI_MODULE, "fd_write", fd_write_type, _fd_write))
@@ -257,4 +257,4 @@ def build_linkers(wasm: WasmEngine, fastpath: Any = None) -> Linkers:
     proc_exit_type = wasmtime.FuncType([i32], [])
     keep += [proc_exit_type, define_host_func(wasi, WASI_MODULE, "proc_exit", proc_exit_type, _proc_exit)]
     wasi.allow_shadowing = False
-    return Linkers(plain, wasi, tuple(keep))
+    return Linkers(without_wasi, wasi, tuple(keep))

@@ -15,7 +15,7 @@ Tier = Literal["memory", "disk", "compile"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-function execution limits (DESIGN §3)."""
+    """Per-function execution limits (guest-sdk/ABI.md §3)."""
 
     fuel: int
     timeout_ms: int
@@ -25,7 +25,7 @@ class Limits:
         return {"fuel": self.fuel, "timeout_ms": self.timeout_ms, "memory_mb": self.memory_mb}
 
 
-@dataclass(slots=True)  # not frozen: built on every call, and frozen init costs ~5 µs
+@dataclass(slots=True)  # not frozen: built on every call, and a frozen __init__ is slow (bench/design-figures.md: request-init)
 class Request:
     """An HTTP request as a function sees it.
 

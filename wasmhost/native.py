@@ -373,7 +373,7 @@ def wasi_config(argv: Sequence[bytes], env: Sequence[tuple[bytes, bytes]], stdin
 
 
 def fault_from(error: int, trap: int, during: str) -> GuestFault:
-    """Public form of the error/trap conversion, for the C fast path's results."""
+    """The fault of a call's error and trap pointers (either call path's), taking them over."""
     return _fault_from(error or None, trap or None, during)
 
 
@@ -437,7 +437,7 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
 
 # ---- the C extension (wasmhost/csrc/) ---------------------------------------------------
 
-FASTPATH_FUNCTIONS = (  # order = the `api_t` struct in csrc/fastpath.h
+EXTENSION_FUNCTIONS = (  # order = the `api_t` struct in csrc/fastpath.h
     "wasmtime_store_new", "wasmtime_store_context", "wasmtime_store_delete", "wasmtime_store_limiter",
     "wasmtime_context_set_fuel", "wasmtime_context_get_fuel", "wasmtime_context_set_epoch_deadline",
     "wasmtime_context_set_wasi", "wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
@@ -450,23 +450,23 @@ FASTPATH_FUNCTIONS = (  # order = the `api_t` struct in csrc/fastpath.h
 )
 
 
-_loaded: list[Any] = []  # [module or None] once load_fastpath has run
+_loaded: list[Any] = []  # [module or None] once load_extension has run
 
 
-def load_fastpath() -> Any:
+def load_extension() -> Any:
     """The C extension, initialised with wasmtime's function addresses, or None when it
     was not built (then this module's `call_handler` and `call_export` do the same)."""
     if not _loaded:
-        _loaded.append(_load_fastpath())
+        _loaded.append(_load_extension())
     return _loaded[0]
 
 
-def _load_fastpath() -> Any:
+def _load_extension() -> Any:
     try:
         from . import _fastpath  # type: ignore[attr-defined]
     except ImportError:
         return None
-    addresses = tuple(ctypes.cast(getattr(capi.dll, name), c_void_p).value for name in FASTPATH_FUNCTIONS)
+    addresses = tuple(ctypes.cast(getattr(capi.dll, name), c_void_p).value for name in EXTENSION_FUNCTIONS)
     sizes = (ctypes.sizeof(capi.wasmtime_instance_t), ctypes.sizeof(capi.wasmtime_extern_t),
              ctypes.sizeof(capi.wasmtime_val_raw_t))
     try:

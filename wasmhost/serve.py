@@ -12,6 +12,7 @@ import ipaddress
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import BadRequest, WasmhostError
@@ -101,23 +102,27 @@ def print_welcome(base: str, names: list[str], token: bool) -> None:
 
 def serve(*, host: str, port: int, data: Path | None, workers: int, token_file: Path | None,
           insecure: bool, examples: Path | None, log_level: str) -> int:
+    from .settings import Settings
+
     if workers < 1:
         raise BadRequest("--workers must be at least 1")
-    token = os.environ.get("WASMHOST_ADMIN_TOKEN", "").strip()
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip()
-        except OSError as exc:
-            raise BadRequest(f"cannot read the token file {token_file}: {exc.strerror}") from None
-        if not token:
-            raise BadRequest(f"the token file {token_file} is empty")
-        os.environ["WASMHOST_ADMIN_TOKEN_FILE"] = str(token_file.resolve())
+    if token_file is not None:  # a file given here wins over a token in the environment
+        settings = Settings.from_env(data_dir=data, admin_token_file=token_file.resolve())
+        settings = replace(settings, admin_token=None)
+    else:
+        settings = Settings.from_env(data_dir=data)
+    token = settings.token()
     if not token and not is_loopback(host) and not insecure:
         raise BadRequest(f"refusing to serve on {host} without an admin token: anyone could deploy code. "
                          "Set WASMHOST_ADMIN_TOKEN or --token-file, or pass --insecure")
-    data_dir = (data or Path(os.environ.get("WASMHOST_DATA", "data"))).resolve()
+    data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # uvicorn's workers build their own Settings from the environment (create_app_from_env):
+    # what this command was given goes there (the token file by its path, never the token).
     os.environ["WASMHOST_DATA"] = str(data_dir)
+    if settings.admin_token_file is not None and token_file is not None:
+        os.environ["WASMHOST_ADMIN_TOKEN_FILE"] = str(settings.admin_token_file)
+        os.environ.pop("WASMHOST_ADMIN_TOKEN", None)
     if workers > 1:  # one metrics view across worker processes
         metrics_dir = data_dir / ".metrics" / str(os.getpid())
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -63,8 +63,26 @@ class Settings:
     pool_keep_resident_bytes: int = 64 * 1024
     max_wasm_stack: int = 512 * 1024
     epoch_tick_ms: int = 10
-    # Run invocations through the compiled C fast path when it is built (else ctypes).
+    # Run invocations through the C extension when it is built (else ctypes): callpath.choose.
     fastpath: bool = True
+    # The admin token (WASMHOST_ADMIN_TOKEN), or a file holding it (WASMHOST_ADMIN_TOKEN_FILE);
+    # never shown (repr=False): Settings may be logged.
+    admin_token: str | None = field(default=None, repr=False)
+    admin_token_file: Path | None = None
+
+    def token(self) -> str | None:
+        """The admin token: `admin_token`, else the contents of `admin_token_file`, else None."""
+        if self.admin_token:
+            return self.admin_token
+        if self.admin_token_file is None:
+            return None
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as exc:
+            raise BadRequest(f"cannot read the token file {self.admin_token_file}: {exc.strerror}") from None
+        if not token:
+            raise BadRequest(f"the token file {self.admin_token_file} is empty")
+        return token
 
     def default_limits(self) -> Limits:
         return Limits(self.default_fuel, self.default_timeout_ms, self.default_memory_mb)
@@ -174,6 +192,8 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
     try:
         if "Path" in text:
             return Path(raw)
+        if "str" in text:
+            return raw.strip()
         if "bool" in text:
             if raw.lower() in ("1", "true", "yes", "on"):
                 return True

@@ -37,7 +37,7 @@ class HandlerExecutor:
         self.max_log = settings.max_log_bytes
         self._c_encode = calls.encode_request
         self._encode = calls.encode_request or handler_codec.encode_fields
-        self._plain = calls.decode_response
+        self._c_decoder = calls.decode_response
 
     def inputs(self, request: Request, version: FunctionVersion) -> bytes:
         if self._c_encode is None:  # a Request's text is str: the reference encoding, one packb
@@ -63,7 +63,7 @@ class HandlerExecutor:
         outcome = raw.outcome
         if outcome == _OK:
             assert raw.response is not None  # OK carries the answer's bytes
-            return handler_codec.decode_response(raw.response, self._plain)
+            return handler_codec.decode_response(raw.response, self._c_decoder)
         if outcome == Outcome.ALLOC_OUT_OF_BOUNDS:
             raise BadResponse(f"wasmhost_alloc returned {raw.pointer}, outside linear memory ({raw.memory_size} bytes)")
         if outcome == Outcome.RESPONSE_TOO_LARGE:

@@ -25,8 +25,8 @@ MAX_KEYS = 64
 
 
 # decode_response(raw) of the C extension: (status, headers, body) of a response in the common
-# shape (status, headers and body only, plain types), else None for the Python decoder to decide.
-PlainDecoder = Callable[[bytes], "tuple[int, tuple[tuple[str, str], ...], bytes] | None"]
+# shape (status, headers and body only, simple types), else None for the Python decoder to decide.
+CDecoder = Callable[[bytes], "tuple[int, tuple[tuple[str, str], ...], bytes] | None"]
 _CONFIG_KEY = b"\xa6config"
 _NO_CONFIG = _CONFIG_KEY + b"\x80"
 
@@ -212,7 +212,7 @@ def _read_headers(stream: _Stream) -> tuple[tuple[str, str], ...]:
 SMALL_RESPONSE = 16 * 1024  # at most ~16 K objects however it is packed: decode it in one call
 
 
-def decode_response(raw: bytes, plain: PlainDecoder | None = None) -> Response:
+def decode_response(raw: bytes, c_decoder: CDecoder | None = None) -> Response:
     """Validate a guest's msgpack response map; anything off is a BadResponse.
 
     A large response is decoded streaming: only `status`, `headers` and `body`
@@ -220,18 +220,18 @@ def decode_response(raw: bytes, plain: PlainDecoder | None = None) -> Response:
     array or ext, and other keys are skipped without building anything, so a
     response cannot make the host allocate gigabytes (16 MB of empty maps would
     be 16 million dicts). A small one is decoded in one C call. The common
-    shape (status, headers, body and nothing else) is decoded by `plain` when the
+    shape (status, headers, body and nothing else) is decoded by `c_decoder` when the
     call path has one (the C extension's), which hands everything else to these.
     """
-    if plain is not None and len(raw) <= SMALL_RESPONSE:
-        decoded = plain(raw)
+    if c_decoder is not None and len(raw) <= SMALL_RESPONSE:
+        decoded = c_decoder(raw)
         if decoded is not None:
             return Response(*decoded)
     return decode_response_py(raw)
 
 
 def decode_response_py(raw: bytes) -> Response:
-    """The reference decoder (and the one for anything `decode_plain` does not take)."""
+    """The reference decoder (and the one for anything the C decoder does not take)."""
     if len(raw) <= SMALL_RESPONSE:
         return _decode_small(raw)
     return _decode_streaming(raw)

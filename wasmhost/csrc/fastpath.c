@@ -1,9 +1,9 @@
 /*
  * wasmhost._fastpath: one invocation in one call from Python.
  *
- * Why: every ctypes call costs ~0.75 us on these machines, and a fresh-instance
- * handler call needs about twenty of them (store, limits, fuel, deadline,
- * instantiate, three exports, two calls, memory reads and writes, fuel, delete).
+ * Why: a fresh-instance handler call needs about twenty calls into wasmtime (store,
+ * limits, fuel, deadline, instantiate, three exports, two calls, memory reads and writes,
+ * fuel, delete), and each costs a ctypes call (bench/design-figures.md: ctypes-call).
  * Here the whole sequence runs in C with the GIL released once; Python keeps
  * the decisions (classification, decoding, host functions).
  *
@@ -60,8 +60,8 @@ static PyObject *fp_init(PyObject *self, PyObject *args) {
 /* ---- CallResult: what one call did (native.RawCall has the same fields, for the ctypes path) ----
  *
  * A small object with its numbers kept as C values: making one is one allocation, and a field
- * becomes a Python object only when it is read (a call reads about half of them). A struct
- * sequence of the same fields cost ~1,300 more instructions per call. */
+ * becomes a Python object only when it is read (a call reads about half of them); a struct
+ * sequence of the same fields was measurably slower (bench/design-figures.md: call-result). */
 
 typedef struct {
     PyObject_HEAD

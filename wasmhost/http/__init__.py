@@ -1,1 +1,1 @@
-"""The HTTP face of wasmhost: a Starlette app around one `Host` (DESIGN §6)."""
+"""The HTTP face of wasmhost: a Starlette app around one `Host` (docs/ARCHITECTURE.md, "HTTP")."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from pathlib import Path
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
@@ -32,9 +30,7 @@ from .ops import OpsApi
 from .pool import InvocationPool
 from .protocol import SEND_TIMEOUT_KEY
 
-TOKEN_ENV = "WASMHOST_ADMIN_TOKEN"
 GC_INTERVAL_S = 3600.0
-TOKEN_FILE_ENV = "WASMHOST_ADMIN_TOKEN_FILE"
 
 
 def create_app(host: Host, token: str | None) -> FunctionDispatch:
@@ -102,15 +98,7 @@ def create_app(host: Host, token: str | None) -> FunctionDispatch:
     return FunctionDispatch(functions, app)
 
 
-def read_token(environ: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
-    """The admin token from WASMHOST_ADMIN_TOKEN or the file named by WASMHOST_ADMIN_TOKEN_FILE."""
-    token = environ.get(TOKEN_ENV, "").strip()
-    path = environ.get(TOKEN_FILE_ENV, "").strip()
-    if not token and path:
-        token = Path(path).read_text().strip()
-    return token or None
-
-
 def create_app_from_env() -> FunctionDispatch:
     """uvicorn's factory: each worker process builds its own Host from WASMHOST_* variables."""
-    return create_app(Host(Settings.from_env()), read_token())
+    settings = Settings.from_env()
+    return create_app(Host(settings), settings.token())

@@ -1,8 +1,8 @@
 """Deadlines for awaits on the hot path, checked by one sweep instead of a timer each.
 
-`asyncio.timeout()` around reading a request body cost ~330 bytecodes per request (a Timeout
-object, a TimerHandle pushed on the loop's heap, its cancellation): 18 % of the Python a small
-POST runs. A deadline here is one dict entry; a sweep every `tick` seconds cancels the tasks
+`asyncio.timeout()` around reading a request body made a Timeout object, pushed a TimerHandle
+on the loop's heap and cancelled it, for every request: a sixth of a small POST's Python
+(bench/design-figures.md: body-deadline). A deadline here is one dict entry; a sweep every `tick` seconds cancels the tasks
 whose deadline has passed, so a deadline fires up to `tick` late. That suits the deadlines it
 serves (request bodies: 30 s by default), not precise ones. Event loop thread only.
 """

@@ -144,7 +144,7 @@ TIERS = {"memory": b"memory", "disk": b"disk", "compile": b"compile"}
 
 
 def server_timing(inv: Invocation, queue_s: float, inline: bool) -> bytes:
-    # bytes %-formatting: a third of the f-string-then-encode cost (~1 µs per call)
+    # bytes %-formatting: a third of the f-string-then-encode cost (bench/design-figures.md: server-timing)
     t = inv.timings
     tier = TIERS.get(inv.tier) or inv.tier.encode()
     if inline:
@@ -169,7 +169,7 @@ class FunctionApp:
         self.inline = inline
         self._rss_at = 0.0
         # Request ids: a random 80-bit prefix per process and a counter, unique without a
-        # syscall per request (os.urandom was ~2 µs of ~100 here).
+        # syscall per request (bench/design-figures.md: request-ids).
         self._id_base = os.urandom(10).hex().encode()
         self._ids = 0
         self._hosts_seen: set[bytes] = set()  # Host values found valid (one regex per new value)
@@ -331,7 +331,7 @@ class FunctionApp:
 
     def _log(self, inv: Invocation, status: int, code: str | None, request_id: str) -> None:
         # Calls that wrote nothing and succeeded are counted in the metrics, not logged:
-        # a row per call cost ~25 µs of the event loop's time (measured), a third of a call.
+        # a row per call cost a third of a call's event-loop time (bench/design-figures.md: log-rows).
         if inv.logs or code is not None or status >= 500:
             self.logs.add(InvocationRecord(request_id, inv.function, inv.version, time.time(), status, code,
                                            round(inv.timings.total * 1e3, 3), inv.tier, inv.fuel_used,

@@ -52,8 +52,8 @@ class Metrics:
         self._per_function: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._per_tier: dict[str, Any] = {}
         # Single process: calls are summed in plain Python and handed to prometheus_client
-        # when /metrics is rendered (its mutex-guarded values cost ~5 µs per call on the
-        # event loop). With several workers another process renders this one's files, so
+        # when /metrics is rendered (its mutex-guarded values are slow on the event loop:
+        # bench/design-figures.md: metrics-batch). With several workers another process renders this one's files, so
         # every call is written through at once there.
         self._batch = not MULTIPROCESS and _bulk_histograms(self.duration)
         self._lock = threading.Lock()
@@ -86,8 +86,8 @@ class Metrics:
 
     def _write(self, function: str, outcome: str, tier: str, calls: int, seconds: float,
                buckets: list[int] | None, one: float) -> None:
-        """Add `calls` calls to the prometheus values. Labelled children are kept: `labels()`
-        costs ~2 µs a lookup. `buckets` None: a single call of `one` seconds."""
+        """Add `calls` calls to the prometheus values. Labelled children are kept (`labels()` is
+        a slow lookup). `buckets` None: a single call of `one` seconds."""
         children = self._per_function.get((function, outcome))
         if children is None:
             children = self._per_function[(function, outcome)] = (

@@ -143,7 +143,7 @@ class InvocationPool:
 
     def prestart(self, threads: int = 2) -> None:
         """Start some worker threads now, so the first calls after a start do not pay for
-        creating them (~0.4 ms each on this machine, seen as `queue` in Server-Timing)."""
+        creating them (seen as `queue` in Server-Timing; bench/design-figures.md: pool-prestart)."""
         for future in [self._executor.submit(time.sleep, 0.001) for _ in range(min(threads, self.max_concurrency))]:
             future.result()
 

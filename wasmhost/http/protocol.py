@@ -16,8 +16,8 @@ refuses a head that passes a limit and stops reading from that client:
 The checks run once per head (at its end) and once per read that ends inside a head, not
 per header: a head read in one piece cannot hold more than that read, and a read is at
 most 256,000 bytes (uvloop), so the most a worker ever holds beyond the limits is the
-headers parsed from one read, for one connection, during one callback (measured: ~64,000
-empty headers, 6.3 MB, freed at once). Chunked-body trailers, which uvicorn appended to the
+headers parsed from one read, for one connection, during one callback, freed at once.
+Chunked-body trailers, which uvicorn appended to the
 scope's headers after the app had read them and without a limit, are dropped.
 
 A refused client gets a JSON error body in the project's shape (`http/errors.render_error`,
@@ -27,11 +27,9 @@ seconds) so that a client still writing its head sees the answer rather than a r
 response to an earlier pipelined request is still being written, no error is sent: the
 connection closes after that response.
 
-Per request this costs ~2,400 more CPU instructions than uvicorn's protocol, whatever the
-number of headers (callgrind: 35,576 → 37,926 for a one-header request, 60,075 → 62,564
-with 11 headers, 307,912 → 310,278 with 100; counting in `on_header` instead: 40,466,
-76,885 and 430,896). uvicorn's `data_received` is restated here, not called through, so
-that the hot path has no extra Python frame.
+Checking per head, not per header, keeps the cost flat in the number of headers (counting
+in `on_header` grew with it: bench/design-figures.md: head-limits). uvicorn's `data_received` is restated
+here, not called through, so that the hot path has no extra Python frame.
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ MAX_URL_BYTES = 16 * KIB  # AWS ALB / Cloudflare: 16 KiB; nginx and Apache: ~8 K
 MAX_HEADER_BYTES = 64 * KIB  # target + names + values; nginx 32 KiB, node 16 KiB, AWS ALB 64 KiB
 MAX_HEADER_COUNT = 1000  # Apache 100, node 2000 (drops the rest), nginx and Go: no count
 MAX_HEAD_RAW_BYTES = 2 * MAX_HEADER_BYTES  # backstop, raw bytes of reads that end inside a head
-HEADER_TIMEOUT_S = 30.0  # nginx and node 60 s, Apache 20-40 s; = invoke.BODY_TIMEOUT_S
+HEADER_TIMEOUT_S = 30.0  # nginx and node 60 s, Apache 20-40 s; as Settings.body_timeout_s by default
 LINGER_S = 5.0
 LINGER_BYTES = 16 * 1024 * KIB
 # A connection whose answer stops moving (the client reads nothing for this long while the
@@ -126,7 +124,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # Slots, not the instance dict: uvicorn's 28 attributes nearly fill the 30 keys a CPython
     # 3.11 instance dict shares with its class; past that the dict is a plain one and attribute
-    # access slows down for uvicorn's code too (+1,300 to +2,700 instructions per request).
+    # access slows down for uvicorn's code too (bench/design-figures.md: protocol-slots).
     __slots__ = ("_counted", "_head_bytes", "_head_fresh", "_head_open", "_head_raw", "_head_timer",
                  "_linger_timer", "_read_size", "_refusal", "_send_mark", "_send_timer", "_send_timeout_s")
 

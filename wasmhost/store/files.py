@@ -45,8 +45,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def checksum(path: Path) -> str:
-    """`<size>:<XXH3-128>` of a file, as artifact sums hold it. XXH3 runs at ~30 GB/s; a CRC32
-    was most of a disk-tier cold start (bench/README.md)."""
+    """`<size>:<XXH3-128>` of a file, as artifact sums hold it. XXH3, not CRC32: a CRC32 was
+    most of a disk-tier cold start (bench/design-figures.md: checksum)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size

@@ -1,6 +1,6 @@
 """The durable function registry: names, versions and config in SQLite; modules as blobs.
 
-Why it is built this way (DESIGN §4):
+Why it is built this way:
 
 - Module bytes are content-addressed files, written crash-safely (temp file, fsync, rename,
   fsync dir) *before* the row that references them is committed, so a committed version never
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..inputs import MAX_VERSION, valid_name
 from ..models import Expect, FunctionInfo, FunctionVersion, Limits, Route
 from .files import fsync_dir, write_atomic
 from .layout import BLOB_SUFFIX, DIGEST, REGISTRY_DB, DataDir, digest_of, is_temp
@@ -72,70 +73,45 @@ _SELECT_INFO = (f"SELECT f.active_version, f.created_at, f.updated_at, {_V}"
                 " FROM functions f JOIN versions v ON v.name = f.name")
 
 
-def validate_name(name: str) -> str:
-    """Return `name` if it is a valid function name (it becomes a URL segment and a file-safe key)."""
-    if not isinstance(name, str):
-        raise errors.BadRequest(f"function name must be a string, not {type(name).__name__}")
-    if NAME_PATTERN.fullmatch(name) is None:  # fullmatch: "$" alone would accept a trailing "\n"
-        shown = name if len(name) <= 80 else name[:77] + "..."
-        raise errors.BadRequest(
-            f"invalid function name {shown!r}: names are 1-63 characters of a-z, 0-9 and '-',"
-            " starting with a letter or digit")
-    return name
+def _name_ok(name: Any) -> bool:
+    return valid_name(name)
 
 
-def _check_version(version: int) -> int:
-    if type(version) is not int or not 1 <= version < 2**63:
-        raise errors.BadRequest(f"invalid version {version!r}: versions are positive integers")
-    return version
+def _version_ok(version: Any) -> bool:
+    return type(version) is int and 1 <= version <= MAX_VERSION
 
 
-def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or DIGEST.fullmatch(digest) is None:
-        raise errors.BadRequest(f"invalid digest {str(digest)[:80]!r}: expected 64 lower-case hex digits")
-    return digest
+def _limits_ok(limits: Any) -> bool:
+    return isinstance(limits, Limits) and all(type(v) is int and 0 <= v < 2**63 for v in limits.to_dict().values())
 
 
-def _check_limits(limits: Limits) -> Limits:
-    if not isinstance(limits, Limits) or not all(
-            type(v) is int and 0 <= v < 2**63 for v in limits.to_dict().values()):
-        raise errors.BadRequest(f"invalid limits {limits!r}: limits are non-negative integers")
-    return limits
-
-
-def _check_config(config: Mapping[str, str]) -> dict[str, str]:
-    """A copy of `config`; anything but str -> str would not survive the JSON round trip."""
-    if not isinstance(config, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in config.items()):
-        raise errors.BadRequest("config must map strings to strings")
-    try:  # lone surrogates survive JSON but no guest could be given them (msgpack, WASI: UTF-8)
-        for k, v in config.items():
-            k.encode("utf-8"), v.encode("utf-8")
-    except UnicodeEncodeError:
-        raise errors.BadRequest("config keys and values must be valid Unicode text (no lone surrogates)") from None
-    return dict(config)
-
-
-def _check_limit_changes(limits: Mapping[str, int]) -> None:
-    """A partial change of limits: known names, non-negative integers that fit a column."""
+def _limit_changes_ok(limits: Any) -> bool:
     known = Limits.__dataclass_fields__
-    if not isinstance(limits, Mapping) or not all(
-            k in known and type(v) is int and 0 <= v < 2**63 for k, v in limits.items()):
-        raise errors.BadRequest(f"invalid limits {dict(limits) if isinstance(limits, Mapping) else limits!r}"[:160]
-                                + ": limits are fuel, timeout_ms, memory_mb, as non-negative integers")
+    return isinstance(limits, Mapping) and all(k in known and type(v) is int and 0 <= v < 2**63
+                                               for k, v in limits.items())
 
 
-def _check_policy(private: bool | None, concurrency: int | None) -> None:
-    if private is not None and type(private) is not bool:
-        raise errors.BadRequest(f"private must be true or false, got {private!r}"[:120])
-    if concurrency is not None and (type(concurrency) is not int or not 0 <= concurrency <= 1_000_000):
-        raise errors.BadRequest(f"concurrency must be a non-negative integer, got {concurrency!r}"[:120])
+def _config_ok(config: Any) -> bool:
+    """str -> str, in text UTF-8 can carry (what survives the JSON column and reaches a guest)."""
+    if not isinstance(config, Mapping):
+        return False
+    for key, value in config.items():
+        if not (isinstance(key, str) and isinstance(value, str)):
+            return False
+        try:
+            key.encode(), value.encode()
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
-def _check_strings(what: str, items: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(items, (str, bytes)) or not all(isinstance(i, str) for i in items):
-        raise errors.BadRequest(f"{what} must be a list of strings")
-    return tuple(items)
+def _policy_ok(private: Any, concurrency: Any) -> bool:
+    return (private is None or type(private) is bool) and (
+        concurrency is None or (type(concurrency) is int and 0 <= concurrency <= 1_000_000))
+
+
+def _strings_ok(items: Any) -> bool:
+    return not isinstance(items, (str, bytes)) and all(isinstance(i, str) for i in items)
 
 
 # What a full disk looks like: ENOSPC; EDQUOT (a quota); EFBIG (a file size limit, RLIMIT_FSIZE).
@@ -361,13 +337,11 @@ class Registry:
     # -- blobs ---------------------------------------------------------------------------
 
     def blob_path(self, digest: str) -> Path:
-        _check_digest(digest)
         return self.data.blob(digest)
 
     def put_blob(self, wasm: bytes) -> str:
         """Store a module durably and return its sha256; the bytes are on disk when this returns."""
-        if not isinstance(wasm, (bytes, bytearray, memoryview)):
-            raise errors.BadRequest("a module must be bytes")
+        assert isinstance(wasm, (bytes, bytearray, memoryview)), "a module is bytes"
         data = bytes(wasm)
         digest = hashlib.sha256(data).hexdigest()
         path = self.blob_path(digest)
@@ -431,9 +405,9 @@ class Registry:
     def resolve(self, name: str, version: int | None = None) -> FunctionVersion:
         """The active version of `name` (or the given one): the hot path of every invocation.
 
-        A hit costs a dict lookup. `PRAGMA data_version` (about 6 µs) is asked at most once per
-        `recheck_s`, so another process's write shows here within `recheck_s`; this object's
-        own writes show at once.
+        A hit costs a dict lookup. `PRAGMA data_version` is asked at most once per `recheck_s`,
+        so another process's write shows here within `recheck_s`; this object's own writes show
+        at once.
         """
         key = (name, version)
         plain = type(name) is str and (version is None or type(version) is int)  # hashable, no bool
@@ -447,7 +421,7 @@ class Registry:
                 if now >= self._fresh_until:
                     # Every commit in WAL mode rewrites the WAL-index header in the -shm file;
                     # while it is unchanged, nothing was committed and the PRAGMA (a read
-                    # transaction: file locks, ~7-30 µs here) would answer the same.
+                    # transaction, file locks: bench/design-figures.md: data-version) would answer the same.
                     header = _read_wal_index_header(self._wal_index_fd)
                     if header is None or header != self._wal_seen:
                         data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
@@ -487,9 +461,7 @@ class Registry:
             return len(rows)
 
     def _load(self, conn: sqlite3.Connection, name: str, version: int | None) -> FunctionVersion:
-        validate_name(name)
-        if version is not None:
-            _check_version(version)
+        assert type(name) is str and (version is None or _version_ok(version)), (name, version)
         # One read transaction: both queries see the same snapshot, so a delete and
         # re-create committed in between cannot look like "no active version".
         own = not conn.in_transaction  # inside a write transaction the snapshot is already one
@@ -512,7 +484,7 @@ class Registry:
 
     def get(self, name: str) -> FunctionInfo:
         """A function with all its versions, ascending."""
-        validate_name(name)
+        assert _name_ok(name), name
         with self._read() as conn:
             rows = conn.execute(_SELECT_INFO + " WHERE f.name = ? ORDER BY v.version", (name,)).fetchall()
         if not rows:
@@ -528,7 +500,7 @@ class Registry:
     def check_expect(self, name: str, expect: Expect) -> None:
         """PreconditionFailed unless `name` is as `expect` says (a read: writes check in their
         own transaction)."""
-        validate_name(name)
+        assert _name_ok(name), name
         with self._read() as conn:
             _check_expect(conn, name, expect)
 
@@ -546,22 +518,17 @@ class Registry:
         """Append a version (creating the function if new) and make it active, in one transaction.
         `private` and `concurrency` set the function's policy; None keeps it (new: public, 0).
         `expect`: PreconditionFailed, and nothing written, unless the function is as expected."""
-        validate_name(name)
-        _check_digest(digest)
-        if type(size) is not int or size < 0:
-            raise errors.BadRequest(f"invalid size {size!r}")
-        if not isinstance(abi, str) or not abi:
-            raise errors.BadRequest("abi must be a non-empty string")
-        if entrypoint is not None and (not isinstance(entrypoint, str) or not entrypoint):
-            raise errors.BadRequest("entrypoint must be a non-empty string or None")
-        if isinstance(routes, (str, bytes)) or not all(isinstance(r, Route) for r in routes):
-            raise errors.BadRequest("routes must be a list of Route values")
+        # The Host checked what its caller gave (wasmhost/inputs.py): these are the store's invariants.
+        assert _name_ok(name) and isinstance(digest, str) and DIGEST.fullmatch(digest), (name, digest)
+        assert type(size) is int and size >= 0 and isinstance(abi, str) and abi, (size, abi)
+        assert entrypoint is None or (isinstance(entrypoint, str) and entrypoint), entrypoint
+        assert not isinstance(routes, (str, bytes)) and all(isinstance(r, Route) for r in routes), routes
+        assert _strings_ok(imports) and _strings_ok(exports), (imports, exports)
+        assert _limits_ok(limits) and _config_ok(config) and _policy_ok(private, concurrency)
         fv = FunctionVersion(
             name=name, version=0, digest=digest, size=size, abi=abi,  # type: ignore[arg-type]
-            imports=_check_strings("imports", imports), exports=_check_strings("exports", exports),
-            limits=_check_limits(limits), config=_check_config(config), entrypoint=entrypoint,
-            routes=tuple(routes))
-        _check_policy(private, concurrency)
+            imports=tuple(imports), exports=tuple(exports), limits=limits, config=dict(config),
+            entrypoint=entrypoint, routes=tuple(routes))
         with self._write() as conn:
             _check_expect(conn, name, expect)
             self._check_blob(digest, size)  # inside the write lock, so gc_blobs cannot race us
@@ -587,21 +554,18 @@ class Registry:
         config (replaced, not merged) and entrypoint ("" clears it) make a new version; the
         policy (`private`, `concurrency`) is the function's and makes none.
         """
-        validate_name(name)
-        if limits is None and config is None and entrypoint is None and private is None and concurrency is None:
-            raise errors.BadRequest("nothing to update: give limits, config, entrypoint, private or concurrency")
-        if entrypoint is not None and not isinstance(entrypoint, str):
-            raise errors.BadRequest("entrypoint must be a string")
         if isinstance(limits, Limits):
             limits = limits.to_dict()
-        if limits is not None:
-            _check_limit_changes(limits)
+        assert _name_ok(name), name
+        assert any(x is not None for x in (limits, config, entrypoint, private, concurrency)), "an update names something"
+        assert entrypoint is None or isinstance(entrypoint, str), entrypoint
+        assert (limits is None or _limit_changes_ok(limits)) and (config is None or _config_ok(config))
+        assert _policy_ok(private, concurrency), (private, concurrency)
         changes: dict[str, Any] = {}
         if config is not None:
-            changes["config"] = _check_config(config)
+            changes["config"] = dict(config)
         if entrypoint is not None:
             changes["entrypoint"] = entrypoint or None
-        _check_policy(private, concurrency)
         with self._write() as conn:
             _check_expect(conn, name, expect)
             active = self._load(conn, name, None)
@@ -624,15 +588,11 @@ class Registry:
         """Change who may call a function and how many of its calls may run at once. This is
         the function's, not a version's: no new version, and rollbacks leave it as it is.
         Returns the active version as it now resolves."""
-        if private is None and concurrency is None:
-            raise errors.BadRequest("nothing to change: give private and/or concurrency")
         return self.update(name, private=private, concurrency=concurrency, expect=expect)
 
     def rollback(self, name: str, version: int | None = None, expect: Expect | None = None) -> FunctionVersion:
         """Make `version` active again (None: the highest version below the active one)."""
-        validate_name(name)
-        if version is not None:
-            _check_version(version)
+        assert _name_ok(name) and (version is None or _version_ok(version)), (name, version)
         with self._write() as conn:
             _check_expect(conn, name, expect)
             active = self._load(conn, name, None)
@@ -649,7 +609,7 @@ class Registry:
     def delete(self, name: str, expect: Expect | None = None) -> None:
         """Remove the function and all its versions; its blobs go later, through gc_blobs. Its
         last version number is kept, so that a new function of that name numbers on from it."""
-        validate_name(name)
+        assert _name_ok(name), name
         with self._write() as conn:
             _check_expect(conn, name, expect)
             last = self._next_version(conn, name) - 1
