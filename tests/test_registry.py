@@ -296,7 +296,7 @@ def test_writes_of_another_registry_show_across_wal_checkpoints(tmp_path: Path) 
     """resolve skips SQLite's data_version while the WAL-index header is unchanged: every
     commit must change it, also right after a checkpoint restarts the WAL."""
     with Registry(tmp_path, recheck_s=0) as reader, Registry(tmp_path) as writer:
-        assert reader._wal_index_fd is not None  # the header check is in use here
+        assert reader._wal_index.in_use  # the header check is in use here
         deploy(writer, "fn")
         for n in range(2, 12):
             assert reader.resolve("fn").version == n - 1

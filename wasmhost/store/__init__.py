@@ -1,11 +1,11 @@
 """The storage boundary: what the host keeps, behind interfaces a second backend can implement.
 
 The embedded default keeps everything in one data directory (`layout.DataDir`): functions,
-versions and policies in SQLite with module blobs as files (`registry.Registry`), compiled
-artifacts as files (`artifacts.ArtifactFiles`), recent invocation logs in SQLite
-(`logs.LogStore`). A cluster backend (PostgreSQL: issue 19) implements the same three
-interfaces below; compiled artifacts stay on each node's disk (they depend on the node's
-engine), so `ArtifactFiles` is shared by both.
+versions and policies in SQLite (`registry.Registry`), the module bytes as content-addressed
+files the registry owns (`blobs.BlobFiles`), compiled artifacts as files
+(`artifacts.ArtifactFiles`), recent invocation logs in SQLite (`logs.LogStore`). A cluster
+backend (PostgreSQL: issue 19) implements the two interfaces below; compiled artifacts stay
+on each node's disk (they depend on the node's engine), so `ArtifactFiles` serves both.
 
 Division of labour: inputs are checked once, at the `Host` boundary (names, versions, limits,
 config, policy: `wasmhost/inputs.py`); a store asserts only its own invariants and words the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import threading
@@ -9,7 +10,17 @@ from pathlib import Path
 
 import xxhash
 
+from .. import errors
 from .layout import TEMP_PREFIX
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_error(exc: OSError, what: str) -> errors.WasmhostError:
+    """A failed write of ours as the error a client should see: storage_full for a full disk."""
+    if exc.errno in _FULL_ERRNOS:
+        return errors.StorageFull(f"could not store {what}: the disk is full; nothing was stored")
+    return errors.InternalError(f"could not store {what}: {exc.strerror}")
 
 
 def fsync_dir(path: Path) -> None:

@@ -2,7 +2,7 @@
 
     <data>/registry.sqlite3                         functions, versions, policies (store/registry.py)
     <data>/logs.sqlite3                             recent invocation logs (store/logs.py)
-    <data>/blobs/sha256/ab/<digest>.wasm            module bytes, named by their sha256
+    <data>/blobs/sha256/ab/<digest>.wasm            module bytes, named by their sha256 (store/blobs.py)
     <data>/artifacts/<fingerprint>/ab/<digest>.cwasm  compiled code for one engine configuration
     <data>/artifacts/<fingerprint>/ab/<digest>.sum    its size and XXH3-128, written after it
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import hashlib
 import itertools
 import json
 import os
@@ -32,8 +30,10 @@ from typing import Any
 from .. import errors
 from ..inputs import MAX_VERSION, valid_name
 from ..models import Expect, FunctionInfo, FunctionVersion, Limits, Route
-from .files import fsync_dir, write_atomic
-from .layout import BLOB_SUFFIX, DIGEST, REGISTRY_DB, DataDir, digest_of, is_temp
+from .blobs import BlobFiles
+from .files import fsync_dir
+from .layout import DIGEST, REGISTRY_DB, DataDir
+from .walindex import WalIndexHeader
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
@@ -115,20 +115,10 @@ def _strings_ok(items: Any) -> bool:
 
 
 # What a full disk looks like: ENOSPC; EDQUOT (a quota); EFBIG (a file size limit, RLIMIT_FSIZE).
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
 def _db_error(exc: sqlite3.Error) -> errors.WasmhostError:
     if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
         return errors.StorageFull("the registry database cannot grow: the disk is full; nothing was stored")
     return errors.InternalError(f"registry database error: {exc}")
-
-
-def storage_error(exc: OSError, what: str) -> errors.WasmhostError:
-    """A failed write of ours as the error a client should see: storage_full for a full disk."""
-    if exc.errno in _FULL_ERRNOS:
-        return errors.StorageFull(f"could not store {what}: the disk is full; nothing was stored")
-    return errors.InternalError(f"could not store {what}: {exc.strerror}")
 
 
 def _check_expect(conn: sqlite3.Connection, name: str, expect: Expect | None) -> None:
@@ -146,46 +136,6 @@ def _check_expect(conn: sqlite3.Connection, name: str, expect: Expect | None) ->
         raise errors.PreconditionFailed(
             f"function {name!r} changed: its active version is {active}, not the one If-Match names; "
             "read it again and retry", active_version=active)
-
-
-# SQLite's WAL index (the -shm file, https://sqlite.org/walformat.html) starts with two
-# copies of a 48-byte header that every commit rewrites (frame count, salts, checksums).
-WAL_INDEX_HEADER = 96
-
-
-def _find_wal_index_fd(path: Path) -> int | None:
-    """The descriptor SQLite itself holds on the -shm file, or None (then every check asks
-    SQLite). Linux only (/proc/self/fd).
-
-    Why not open the file ourselves: closing *any* descriptor of a file drops every POSIX
-    lock the process holds on it, SQLite's included (and CPython's mmap dups the descriptor
-    and closes the dup). Without its lock on the -shm file, another process opening the
-    registry thinks it is the first, truncates and rebuilds the WAL index under our feet
-    (SIGBUS for a mapping of it; broken read marks for SQLite). Reading through SQLite's
-    own descriptor opens and closes nothing; it stays open while a connection of ours is.
-    """
-    try:
-        want = os.stat(path)
-        with os.scandir("/proc/self/fd") as fds:
-            for entry in fds:
-                try:
-                    st = os.stat(entry.path)  # follows the link: no descriptor opened
-                except OSError:
-                    continue  # closed meanwhile, or the scandir's own descriptor
-                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
-                    return int(entry.name)
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _read_wal_index_header(fd: int | None) -> bytes | None:
-    if fd is None:
-        return None
-    try:
-        return os.pread(fd, WAL_INDEX_HEADER, 0)
-    except OSError:
-        return None
 
 
 def version_from_row(row: Sequence[Any]) -> FunctionVersion:
@@ -232,13 +182,13 @@ class Registry:
         self.data_dir = self.data.root
         self._recheck_s = recheck_s
         self._fresh_until = 0.0
-        self.blob_dir = self.data.blobs
+        self.blobs = BlobFiles(self.data)
         self._cache: dict[tuple[str, int | None], FunctionVersion] = {}
         self._hot_lock = threading.Lock()
         self._lock = threading.Lock()
         try:
-            self.blob_dir.mkdir(parents=True, exist_ok=True)
-            for d in (self.data_dir, self.blob_dir.parent, self.blob_dir):
+            self.data.blobs.mkdir(parents=True, exist_ok=True)
+            for d in (self.data_dir, self.data.blobs.parent, self.data.blobs):
                 fsync_dir(d)
         except OSError as exc:
             raise errors.InternalError(f"cannot create the data directory: {exc.strerror}") from exc
@@ -256,7 +206,7 @@ class Registry:
             raise
         self._conn, self._hot = conns
         # Both connections are open, so SQLite holds the -shm file open until close().
-        self._wal_index_fd = _find_wal_index_fd(self.data.registry_db.with_name(REGISTRY_DB + "-shm"))
+        self._wal_index = WalIndexHeader(self.data.registry_db)
         self._wal_seen: bytes | None = None  # the WAL-index header at the last data_version check
 
     def _connect(self) -> sqlite3.Connection:
@@ -322,7 +272,7 @@ class Registry:
     def close(self) -> None:
         """Close both connections; later calls raise InternalError."""
         with self._lock, self._hot_lock:
-            self._wal_index_fd = None  # before SQLite closes it: the number may be reused
+            self._wal_index.forget()  # before SQLite closes it: the number may be reused
             self._conn.close()
             self._hot.close()
             self._cache.clear()
@@ -334,71 +284,30 @@ class Registry:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- blobs ---------------------------------------------------------------------------
+    # -- blobs (the files are BlobFiles'; which are in use is the registry's to say) ----------
 
     def blob_path(self, digest: str) -> Path:
-        return self.data.blob(digest)
+        return self.blobs.path(digest)
 
     def put_blob(self, wasm: bytes) -> str:
         """Store a module durably and return its sha256; the bytes are on disk when this returns."""
-        assert isinstance(wasm, (bytes, bytearray, memoryview)), "a module is bytes"
-        data = bytes(wasm)
-        digest = hashlib.sha256(data).hexdigest()
-        path = self.blob_path(digest)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                # Equal size is not equal bytes: a blob damaged on disk must be rewritten, not
-                # trusted, or the new version would be committed pointing at corrupt bytes.
-                if path.stat().st_size == len(data) and path.read_bytes() == data:
-                    os.utime(path)  # a fresh mtime keeps gc_blobs away until our row is committed
-                    return digest
-            # atomic; concurrent writers of one digest write equal bytes; read-only once written
-            write_atomic(path, data, mode=0o444)
-        except OSError as exc:
-            raise storage_error(exc, f"module blob {digest}") from exc
-        return digest
+        return self.blobs.put(wasm)
 
     def discard_blob(self, digest: str) -> bool:
         """Remove the blob of a deploy that failed after writing it, unless a version references
         it (another deploy of the same bytes may have committed meanwhile). Under the write
         lock, as gc_blobs: a commit checks its blob inside that lock. True if removed."""
-        path = self.blob_path(digest)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM versions WHERE digest = ? LIMIT 1", (digest,)).fetchone():
                 return False
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                return False
-            except OSError as exc:
-                raise errors.InternalError(f"could not remove module blob {digest}: {exc.strerror}") from exc
-        return True
+            return self.blobs.remove(digest)
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).exists()
+        return self.blobs.exists(digest)
 
     def read_blob(self, digest: str) -> bytes:
         """The module bytes, verified against their digest (a bad disk must not run bad code)."""
-        path = self.blob_path(digest)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise errors.InternalError(f"module blob {digest} is missing from the data directory") from exc
-        except OSError as exc:
-            raise errors.InternalError(f"could not read module blob {digest}: {exc.strerror}") from exc
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise errors.InternalError(f"module blob {digest} is corrupt (its sha256 does not match)")
-        return data
-
-    def _check_blob(self, digest: str, size: int) -> None:
-        try:
-            stored = self.blob_path(digest).stat().st_size
-        except FileNotFoundError:
-            raise errors.InternalError(f"module blob {digest} is not stored (put_blob comes first)") from None
-        except OSError as exc:
-            raise errors.InternalError(f"could not check module blob {digest}: {exc.strerror}") from exc
-        if stored != size:
-            raise errors.InternalError(f"module blob {digest} has {stored} bytes, not {size}")
+        return self.blobs.read(digest)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -419,10 +328,9 @@ class Registry:
             try:
                 now = time.monotonic()
                 if now >= self._fresh_until:
-                    # Every commit in WAL mode rewrites the WAL-index header in the -shm file;
-                    # while it is unchanged, nothing was committed and the PRAGMA (a read
-                    # transaction, file locks: bench/design-figures.md: data-version) would answer the same.
-                    header = _read_wal_index_header(self._wal_index_fd)
+                    # An unchanged WAL-index header: nothing was committed, and the PRAGMA
+                    # (a read transaction) would answer the same (walindex.py).
+                    header = self._wal_index.read()
                     if header is None or header != self._wal_seen:
                         data_version = self._hot.execute("PRAGMA data_version").fetchone()[0]
                         if data_version != self._data_version:  # another connection committed
@@ -531,7 +439,7 @@ class Registry:
             entrypoint=entrypoint, routes=tuple(routes))
         with self._write() as conn:
             _check_expect(conn, name, expect)
-            self._check_blob(digest, size)  # inside the write lock, so gc_blobs cannot race us
+            self.blobs.check(digest, size)  # inside the write lock, so gc_blobs cannot race us
             row = conn.execute("SELECT private, concurrency FROM functions WHERE name = ?", (name,)).fetchone()
             old_private, old_concurrency = row if row is not None else (False, 0)
             fv = dataclasses.replace(
@@ -626,24 +534,9 @@ class Registry:
         committed yet; holding the SQLite write lock makes `create_version`'s blob check and its
         insert atomic with respect to this sweep.
         """
-        removed: list[str] = []
         with self._write() as conn:
             referenced = {d for (d,) in conn.execute("SELECT DISTINCT digest FROM versions")}
-            cutoff = time.time() - min_age_s
-            try:
-                for path in self.data.blob_files():
-                    digest = digest_of(path, BLOB_SUFFIX)
-                    is_blob = digest is not None
-                    if not (is_temp(path) or (is_blob and digest not in referenced)):
-                        continue
-                    with contextlib.suppress(FileNotFoundError):
-                        if path.stat().st_mtime <= cutoff:
-                            path.unlink()
-                            if digest is not None:
-                                removed.append(digest)
-            except OSError as exc:
-                raise errors.InternalError(f"could not collect module blobs: {exc.strerror}") from exc
-        return sorted(removed)
+            return self.blobs.sweep(referenced, min_age_s)
 
     # -- plumbing --------------------------------------------------------------------------
 
