@@ -2,7 +2,7 @@
 
 A Python ticker thread needs the GIL for every tick, so a deadline waits for
 whichever thread holds it; the soak test saw a 1 s timeout_ms run 1.4-4.9 s.
-The native ticker (wasmhost/_ticker.c) ticks without Python.
+The native ticker (wasmhost/csrc/ticker.c) ticks without Python.
 """
 
 from __future__ import annotations

@@ -527,7 +527,7 @@ def test_soak_good_and_hostile_functions_at_concurrency_64(soak: Soak) -> None:
 def test_wall_clock_deadline_holds_during_the_soak(soak: Soak) -> None:
     """A guest stopped by its wall-clock deadline (timeout_ms) runs no longer under load than
     alone: at most 1.25 x timeout_ms, measured by the server itself (Server-Timing `run`).
-    It failed (1.4-2.0 s) while the epoch ticker was a Python thread; wasmhost/_ticker.c fixed it."""
+    It failed (1.4-2.0 s) while the epoch ticker was a Python thread; wasmhost/csrc/ticker.c fixed it."""
     if len(soak.loaded_runs) < 2:
         pytest.skip(f"the measured run ended before two deadline probes had finished: {soak.loaded_runs}")
     assert max(soak.loaded_runs) < DEADLINE_MS * DEADLINE_SLACK, (soak.idle_runs, soak.loaded_runs)

@@ -19,7 +19,7 @@ from .cli_args import data as _data
 from .cli_args import env as _env
 from .cli_args import header as _header
 from .errors import BadRequest, WasmhostError
-from .models import Invocation, Request
+from .models import ABIS, Invocation, Request
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, dest="timeout_ms", help="wall-clock deadline in ms")
     run.add_argument("--memory", type=int, dest="memory_mb", help="linear memory cap in MiB")
     run.add_argument("--env", type=_env, action="append", default=[], help="config variable KEY=VALUE (repeatable)")
-    run.add_argument("--abi", choices=["handler", "wagi"], help="guest interface (default: detected)")
+    run.add_argument("--abi", choices=ABIS, help="guest interface (default: detected)")
     run.add_argument("--entrypoint", help="WAGI: export to run instead of _start")
     run.add_argument("-i", "--include", action="store_true", help="print the status line and headers too")
     run.add_argument("-v", "--verbose", action="store_true", help="also print tier, timings and fuel used")

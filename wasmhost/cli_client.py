@@ -28,6 +28,7 @@ from .cli_args import data as _data
 from .cli_args import env as _env
 from .cli_args import header as _header
 from .errors import BadRequest
+from .models import ABIS
 
 if TYPE_CHECKING:  # httpx is imported by the client commands only, not by `run` or `serve`
     from .client import Client
@@ -51,7 +52,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     deploy.add_argument("--memory", type=int, dest="memory_mb", help="linear memory cap in MiB")
     deploy.add_argument("--env", type=_env, action="append", default=[], help="config variable KEY=VALUE (repeatable)")
     deploy.add_argument("--entrypoint", help="WAGI: export to run instead of _start")
-    deploy.add_argument("--abi", choices=["handler", "wagi"], help="guest interface (default: detected)")
+    deploy.add_argument("--abi", choices=ABIS, help="guest interface (default: detected)")
     access = deploy.add_mutually_exclusive_group()
     access.add_argument("--private", action="store_const", const=True, dest="private",
                         help="calls need the admin token (wasmhost invoke --auth)")

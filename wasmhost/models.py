@@ -7,9 +7,10 @@ changed under it, and so that every layer agrees on one shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Abi = Literal["handler", "wagi"]
+ABIS: tuple[str, ...] = get_args(Abi)  # the guest interfaces, for choices and schemas
 Tier = Literal["memory", "disk", "compile"]
 
 

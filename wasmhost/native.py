@@ -412,7 +412,7 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, ty: wasmti
             ctx = _caller_context(caller)
             data = _context_get_data(ctx)
             key = ctypes.c_int64.from_address(data).value if data else 0
-            slot = _scratch().externs + 32 * 3  # slot 3 is never used by NativeCall.export
+            slot = _scratch().externs + 32 * 3  # slot 3: the host functions' (see _export)
             if _caller_export_get(caller, b"memory", 6, slot) and c_uint8.from_address(slot).value == EXTERN_MEMORY:
                 mem = slot + _OF
                 addr, size = _memory_data(ctx, mem) or 0, _memory_data_size(ctx, mem)

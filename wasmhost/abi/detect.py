@@ -12,7 +12,7 @@ from typing import Sequence
 import wasmtime
 
 from ..errors import InvalidModule
-from ..models import Abi, Route
+from ..models import ABIS, Abi, Route
 from ..hostcalls import WASI_MODULE, Linkers
 
 WASM_PAGE = 65536
@@ -100,7 +100,7 @@ def inspect_module(module: wasmtime.Module, linkers: Linkers, engine: wasmtime.E
         if "_routes" in funcs:
             _check_func(exports, "_routes", (), ())
     else:
-        raise InvalidModule(f"unknown interface {abi!r}; known interfaces are handler and wagi")
+        raise InvalidModule(f"unknown interface {abi!r}; known interfaces are {' and '.join(ABIS)}")
     memory = exports.get("memory")
     if abi == "handler" and not isinstance(memory, wasmtime.MemoryType):
         raise InvalidModule("export 'memory' must be a linear memory")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..models import ABIS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 NAME = {"name": "name", "in": "path", "required": True,
@@ -87,7 +88,7 @@ def build_openapi() -> dict[str, Any]:
                 "summary": "Deploy a new version (it becomes active)", "operationId": "deploy_function",
                 "tags": ["admin"], "security": AUTH,
                 "parameters": [NAME, *LIMIT_PARAMS, *POLICY_PARAMS,
-                               {"name": "abi", "in": "query", "schema": {"enum": ["handler", "wagi"]}},
+                               {"name": "abi", "in": "query", "schema": {"enum": list(ABIS)}},
                                {"name": "entrypoint", "in": "query", "schema": {"type": "string"}},
                                IF_MATCH, IF_NONE_MATCH],
                 "requestBody": {"required": True, "content": {
@@ -167,7 +168,7 @@ def build_openapi() -> dict[str, Any]:
                 "Limits": limits_schema,
                 "Version": {"type": "object", "properties": {
                     "name": {"type": "string"}, "version": {"type": "integer"}, "digest": {"type": "string"},
-                    "size": {"type": "integer"}, "abi": {"enum": ["handler", "wagi"]},
+                    "size": {"type": "integer"}, "abi": {"enum": list(ABIS)},
                     "imports": {"type": "array", "items": {"type": "string"}},
                     "exports": {"type": "array", "items": {"type": "string"}},
                     "limits": limits_schema, "config": {"type": "object"},

@@ -19,7 +19,6 @@ import dataclasses
 import itertools
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -35,7 +34,6 @@ from .files import fsync_dir
 from .layout import DIGEST, REGISTRY_DB, DataDir
 from .walindex import WalIndexHeader
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 APPLICATION_ID = 0x7761736D  # "wasm" in the SQLite header: tells our file from a foreign one
 SCHEMA_VERSION = 3  # 2: functions.private and functions.concurrency; 3: retired
 BUSY_TIMEOUT_S = 10.0
